@@ -1,0 +1,54 @@
+# One command per job. `make test` and `make run` pull in what they need, so each works on a fresh machine.
+SHELL := /bin/bash
+CONFIG ?= Release
+DOTNET ?= dotnet
+BPF_OUT := build/bpf
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_SOURCES := $(wildcard bpf/*.bpf.c)
+BPF_OBJECTS := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SOURCES))
+BPF_HEADERS := $(wildcard bpf/include/*.h bpf/lib/*.h)
+APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev runc busybox-static libbpf-tools iproute2 kubectl nodejs
+ARGS ?=
+
+.PHONY: deps bpf vmlinux build test run demo bench clean tracefs
+
+## deps: install the Debian packages we build and test with (idempotent; quick when already installed)
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## tracefs: tracepoints are attached through tracefs; mount it when the host has not
+tracefs:
+	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || echo "warning: could not mount tracefs at /sys/kernel/tracing"
+
+## vmlinux: regenerate the committed CO-RE header from the running kernel's BTF
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
+
+## bpf: compile the CO-RE programs (embedded into Ebpf.Interop at build)
+bpf: $(BPF_OBJECTS)
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS) | deps
+	@mkdir -p $(BPF_OUT)
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf/include -Ibpf/lib -c $< -o $@
+	@llvm-strip -g $@ 2>/dev/null || true
+
+## build: BPF objects and every .NET project
+build: bpf
+	$(DOTNET) build Ebpf.sln -c $(CONFIG) --nologo -v q
+
+## test: everything (kernel tests need root; in CI they fail loudly if they cannot run)
+test: build tracefs
+	$(DOTNET) test Ebpf.sln -c $(CONFIG) --no-build --nologo -v q $(ARGS)
+
+## run: the agent in standalone mode on this machine, store under ./data
+run: build tracefs
+	$(DOTNET) src/Ebpf.Agent/bin/$(CONFIG)/net10.0/ebpf-agent.dll run --standalone --data-dir ./data $(ARGS)
+
+clean:
+	rm -rf build && $(DOTNET) clean Ebpf.sln -v q >/dev/null
