@@ -1,0 +1,1 @@
+global using Record = Ebpf.Api.V1.Record;
