@@ -403,7 +403,7 @@ public sealed class GrpcServerTests
         await app.StopAsync();
     }
 
-    internal static async Task WaitUntil(Func<bool> condition, int timeoutMs = 10_000)
+    internal static async Task WaitUntil(Func<bool> condition, int timeoutMs = 10_000, int pollMs = 10)
     {
         var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
         while (!condition())
@@ -413,7 +413,7 @@ public sealed class GrpcServerTests
                 throw new TimeoutException("condition not met in time");
             }
 
-            await Task.Delay(10);
+            await Task.Delay(pollMs);
         }
     }
 }

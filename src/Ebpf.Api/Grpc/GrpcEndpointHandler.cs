@@ -132,7 +132,7 @@ internal sealed class GrpcEndpointHandler
             GrpcLog.HandlerFailed(_logger, fullMethod, ex);
         }
 
-        if (writer.MessagesWritten == 0)
+        if (writer.MessagesWritten == 0 && !response.HasStarted)
         {
             // Trailers-Only: HEADERS with END_STREAM carrying the status.
             SetStatusHeaders(response, status, message);

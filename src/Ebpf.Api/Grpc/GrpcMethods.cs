@@ -121,6 +121,7 @@ public sealed class ServerStreamingMethod<TRequest, TResponse> : GrpcMethod
         var token = context.CancellationToken;
         var request = await ReadSingleRequestAsync(reader, _parser, token).ConfigureAwait(false);
         var enumerator = _handler(request, context).GetAsyncEnumerator(token);
+        var headersSent = false;
         await using (enumerator.ConfigureAwait(false))
         {
             while (true)
@@ -128,8 +129,11 @@ public sealed class ServerStreamingMethod<TRequest, TResponse> : GrpcMethod
                 // Batch naturally: while the source has records ready, keep writing; flush only when it would wait
                 // (so a live record is never held back) or when enough bytes are pending.
                 var move = enumerator.MoveNextAsync();
-                if (!move.IsCompleted && writer.UnflushedBytes > 0)
+                if (!move.IsCompleted && (writer.UnflushedBytes > 0 || !headersSent))
                 {
+                    // The first flush also sends the response headers, so a client waiting for them (HttpClient with
+                    // ResponseHeadersRead) knows the subscription is live before the first record exists.
+                    headersSent = true;
                     await writer.FlushAsync(token).ConfigureAwait(false);
                 }
 
