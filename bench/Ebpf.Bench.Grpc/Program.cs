@@ -1,0 +1,254 @@
+// Stream throughput of the gRPC framing layer: records/s to 1 and to 10 subscribers, read by our client and by
+// grpc-js, plus the same through RecordHub. Prints a table; exits non-zero if any scenario fails.
+// Usage: dotnet run -c Release --project bench/Ebpf.Bench.Grpc [-- --records N]
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Ebpf.Api.ExecTrace;
+using Ebpf.Api.Grpc;
+using Ebpf.Api.Streaming;
+using Ebpf.Api.V1;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+var records = args.Length >= 2 && args[0] == "--records" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000_000;
+var sample = BenchService.Sample(1);
+Console.WriteLine($"record: NodeEvent exec, {sample.CalculateSize()} bytes serialized; {records:N0} records per subscriber");
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server and clients in one process (node: separate process)");
+
+// Queue as large as one run, so the hub scenario measures delivery, not how much a tight publish loop outruns it.
+var hub = new RecordHub(new RecordHubOptions { SubscriberQueueCapacity = records });
+var service = new BenchService(hub);
+var builder = WebApplication.CreateSlimBuilder();
+builder.Logging.ClearProviders();
+builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(new GrpcListenOptions { Port = 0 }));
+await using var app = builder.Build();
+app.MapExecTraceService(service);
+await app.StartAsync();
+var port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
+var address = new Uri($"http://127.0.0.1:{port}");
+
+var results = new List<(string Name, long Records, double Seconds, string Note)>();
+var failed = false;
+
+async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
+{
+    try
+    {
+        var watch = Stopwatch.StartNew();
+        var (count, note) = await scenario();
+        watch.Stop();
+        results.Add((name, count, watch.Elapsed.TotalSeconds, note));
+        Console.WriteLine($"{name,-44} {count,12:N0} records {watch.Elapsed.TotalSeconds,7:F2} s {count / watch.Elapsed.TotalSeconds,12:N0} records/s  {note}");
+    }
+    catch (Exception ex)
+    {
+        failed = true;
+        Console.WriteLine($"{name,-44} FAILED: {ex.GetType().Name}: {ex.Message}");
+    }
+}
+
+async Task<long> ReadStream(ExecTraceClient client, int count)
+{
+    long received = 0;
+    var headers = new Dictionary<string, string> { [BenchService.CountHeader] = count.ToString(CultureInfo.InvariantCulture) };
+    await foreach (var record in client.SubscribeAsync(new SubscribeRequest(), new GrpcCallOptions(Headers: headers)))
+    {
+        received++;
+    }
+
+    if (received != count)
+    {
+        throw new InvalidOperationException($"received {received} of {count}");
+    }
+
+    return received;
+}
+
+using (var warm = new ExecTraceClient(new GrpcClientOptions { Address = address }))
+{
+    await ReadStream(warm, 50_000);
+}
+
+foreach (var subscribers in new[] { 1, 10 })
+{
+    await Run($"ours: stream, {subscribers} subscriber(s)", async () =>
+    {
+        using var client = new ExecTraceClient(new GrpcClientOptions { Address = address });
+        var per = records / subscribers;
+        var counts = await Task.WhenAll(Enumerable.Range(0, subscribers).Select(_ => Task.Run(() => ReadStream(client, per))));
+        return (counts.Sum(), "");
+    });
+}
+
+foreach (var subscribers in new[] { 1, 10 })
+{
+    await Run($"ours: through RecordHub, {subscribers} subscriber(s)", async () =>
+    {
+        using var client = new ExecTraceClient(new GrpcClientOptions { Address = address });
+        var per = records / subscribers;
+        var before = hub.Dropped;
+        using var cts = new CancellationTokenSource();
+        var readers = Enumerable.Range(0, subscribers).Select(_ => Task.Run(async () =>
+        {
+            long seen = 0;
+            long dropped = 0;
+            await foreach (var record in client.SubscribeAsync(new SubscribeRequest(), new GrpcCallOptions(CancellationToken: cts.Token)))
+            {
+                if (record.BodyCase == Record.BodyOneofCase.Dropped)
+                {
+                    dropped += (long)record.Dropped.Count;
+                }
+                else
+                {
+                    seen++;
+                }
+
+                if (record.Sequence == (ulong)per)
+                {
+                    break;
+                }
+            }
+
+            return (seen, dropped);
+        })).ToArray();
+        while (hub.Subscribers < subscribers)
+        {
+            await Task.Delay(5);
+        }
+
+        // Publisher paced only by the hub: Publish never blocks, so a slow reader shows up as drops, not as stalls.
+        var prebuilt = Enumerable.Range(1, per).Select(i => BenchService.Sample((ulong)i)).ToArray();
+        foreach (var record in prebuilt)
+        {
+            hub.Publish(record);
+        }
+
+        var done = await Task.WhenAll(readers);
+        return (done.Sum(d => d.seen), $"dropped {hub.Dropped - before:N0}");
+    });
+}
+
+await Run("grpc-js: stream, 1 subscriber", () => RunNode(address, records, 1));
+await Run("grpc-js: stream, 10 subscribers", () => RunNode(address, records, 10));
+
+await app.StopAsync();
+return failed ? 1 : 0;
+
+static async Task<(long, string)> RunNode(Uri address, int records, int subscribers)
+{
+    var nodeDir = Path.Combine(FindRoot(), "tests", "Ebpf.Api.Tests", "node");
+    if (!Directory.Exists(Path.Combine(nodeDir, "node_modules", "@grpc", "grpc-js")))
+    {
+        await Exec("npm", nodeDir, "ci", "--no-audit", "--no-fund");
+    }
+
+    var output = await Exec("node", nodeDir, "bench.js", $"127.0.0.1:{address.Port}", Path.Combine(FindRoot(), "src", "Ebpf.Api", "Protos"),
+        (records / subscribers).ToString(CultureInfo.InvariantCulture), subscribers.ToString(CultureInfo.InvariantCulture));
+    using var json = JsonDocument.Parse(output);
+    var received = json.RootElement.GetProperty("received").GetInt64();
+    var seconds = json.RootElement.GetProperty("seconds").GetDouble();
+    return (received, $"(node-measured {received / seconds:N0} records/s incl. its startup excluded)");
+}
+
+static async Task<string> Exec(string file, string dir, params string[] arguments)
+{
+    var start = new ProcessStartInfo(file) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var a in arguments)
+    {
+        start.ArgumentList.Add(a);
+    }
+
+    using var process = Process.Start(start)!;
+    var stdout = process.StandardOutput.ReadToEndAsync();
+    var stderr = process.StandardError.ReadToEndAsync();
+    await process.WaitForExitAsync();
+    if (process.ExitCode != 0)
+    {
+        throw new InvalidOperationException($"{file} exited {process.ExitCode}: {await stderr}");
+    }
+
+    return await stdout;
+}
+
+static string FindRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "Ebpf.sln")))
+        {
+            return dir.FullName;
+        }
+    }
+
+    throw new InvalidOperationException("Ebpf.sln not found");
+}
+
+/// <summary>Subscribe streams N prebuilt records (N from a header) or, without the header, the hub's live records.</summary>
+internal sealed class BenchService(RecordHub hub) : IExecTraceService
+{
+    public const string CountHeader = "bench-count";
+    private static readonly Record[] Prebuilt = Enumerable.Range(0, 1024).Select(i => Sample((ulong)i)).ToArray();
+
+    public static Record Sample(ulong sequence) => new()
+    {
+        Sequence = sequence,
+        Time = Timestamp.FromDateTimeOffset(new DateTimeOffset(2026, 11, 22, 9, 30, 1, TimeSpan.Zero)),
+        NodeEvent = new NodeEvent
+        {
+            BootTimeNs = 123_456_789_000 + sequence,
+            Time = Timestamp.FromDateTimeOffset(new DateTimeOffset(2026, 11, 22, 9, 30, 1, TimeSpan.Zero)),
+            Pid = 4242,
+            Tid = 4242,
+            ProcessKey = "4242@123456",
+            Workload = new Workload
+            {
+                Node = "node-a", CgroupId = 7731, Namespace = "prod", Pod = "web-7d9f8c-abcde", ContainerName = "app",
+                ContainerId = "3f2a9c1b8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b", PodUid = "5b2c1f7e-0d3a-4c9b-8e6f-1a2b3c4d5e6f",
+                QosClass = "burstable", Runtime = "containerd", MetadataAvailable = true,
+            },
+            Exec = new ExecDetails
+            {
+                ParentPid = 4200, ParentProcessKey = "4200@123400", Filename = "/usr/bin/curl",
+                Argv = { "curl", "-s", "http://10.0.0.7:8080/metrics" }, Cwd = "/app", Comm = "curl", PreviousComm = "sh",
+                ExecId = "4242@123456#1",
+            },
+        },
+    };
+
+    public async IAsyncEnumerable<Record> SubscribeAsync(SubscribeRequest request, GrpcCallContext context)
+    {
+        if (!int.TryParse(context.RequestHeaders[CountHeader], CultureInfo.InvariantCulture, out var count))
+        {
+            await foreach (var record in hub.SubscribeAsync(request, context.CancellationToken))
+            {
+                yield return record;
+            }
+
+            yield break;
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            yield return Prebuilt[i & 1023];
+        }
+    }
+
+    public Task<ListSessionsResponse> ListSessionsAsync(ListSessionsRequest request, GrpcCallContext context) => Task.FromResult(new ListSessionsResponse());
+
+    public Task<SessionDetail> GetSessionAsync(GetSessionRequest request, GrpcCallContext context) =>
+        throw new GrpcStatusException(StatusCode.NotFound, "no sessions in the benchmark");
+
+    public Task<WhoTouchedResponse> WhoTouchedAsync(WhoTouchedRequest request, GrpcCallContext context) => Task.FromResult(new WhoTouchedResponse());
+
+    public Task<ListFindingsResponse> ListFindingsAsync(ListFindingsRequest request, GrpcCallContext context) => Task.FromResult(new ListFindingsResponse());
+
+    public Task<AgentStatus> GetStatusAsync(GetStatusRequest request, GrpcCallContext context) => Task.FromResult(new AgentStatus { Node = "bench" });
+}
