@@ -23,8 +23,9 @@ internal sealed class TestExecTraceService : IExecTraceService
     public RecordHub Hub { get; }
 
     /// <summary>Completes when a Subscribe handler's cancellation token fires.</summary>
-    /// <summary>Completes when a Subscribe handler's cancellation token fires; true when the client aborted the request.</summary>
-    public TaskCompletionSource<bool> SubscribeCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Completes when a Subscribe handler's cancellation token fires (client reset seen as RequestAborted or as a
+    /// failed flush, whichever Kestrel reports first); the value is the call's deadline, null when it had none.</summary>
+    public TaskCompletionSource<DateTimeOffset?> SubscribeCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when a handler observes its deadline.</summary>
     public TaskCompletionSource<DateTimeOffset?> DeadlineObserved { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -41,8 +42,7 @@ internal sealed class TestExecTraceService : IExecTraceService
     public IAsyncEnumerable<Record> SubscribeAsync(SubscribeRequest request, GrpcCallContext context)
     {
         Interlocked.Increment(ref SubscribeCalls);
-        var aborted = context.HttpContext.RequestAborted;
-        context.CancellationToken.Register(() => SubscribeCancelled.TrySetResult(aborted.IsCancellationRequested));
+        context.CancellationToken.Register(() => SubscribeCancelled.TrySetResult(context.Deadline));
         return Hub.SubscribeAsync(request, context.CancellationToken);
     }
 

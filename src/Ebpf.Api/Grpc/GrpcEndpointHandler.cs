@@ -96,7 +96,7 @@ internal sealed class GrpcEndpointHandler
         using var deadlineDisposer = deadlineSource;
 
         var call = new GrpcCallContext(context, fullMethod, deadline, callSource.Token);
-        var writer = new GrpcMessageWriter(response.BodyWriter);
+        var writer = new GrpcMessageWriter(response.BodyWriter, callSource);
         var reader = new GrpcMessageReader(request.BodyReader, _options.MaxReceiveMessageSize, encoding.Length == 0 ? null : encoding);
 
         StatusCode status;
@@ -112,7 +112,7 @@ internal sealed class GrpcEndpointHandler
             message = ex.Detail;
             GrpcLog.StatusError(_logger, fullMethod, status, ex.Detail);
         }
-        catch (Exception ex) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception ex) when (context.RequestAborted.IsCancellationRequested || writer.PeerGone)
         {
             // The client reset the stream or went away: nobody is left to receive a status.
             GrpcLog.ClientCancelled(_logger, fullMethod, ex.GetType().Name);

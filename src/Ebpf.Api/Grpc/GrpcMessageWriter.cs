@@ -10,8 +10,19 @@ namespace Ebpf.Api.Grpc;
 public sealed class GrpcMessageWriter
 {
     private readonly PipeWriter _writer;
+    private readonly CancellationTokenSource? _callSource;
 
-    public GrpcMessageWriter(PipeWriter writer) => _writer = writer;
+    /// <param name="writer">The response body.</param>
+    /// <param name="callSource">Cancelled when a flush finds the peer gone, so the handler's token always fires on a
+    /// client reset even when Kestrel reports it through the flush before RequestAborted.</param>
+    public GrpcMessageWriter(PipeWriter writer, CancellationTokenSource? callSource = null)
+    {
+        _writer = writer;
+        _callSource = callSource;
+    }
+
+    /// <summary>True once a flush found the peer gone.</summary>
+    public bool PeerGone { get; private set; }
 
     /// <summary>Bytes written since the last flush.</summary>
     public long UnflushedBytes { get; private set; }
@@ -39,6 +50,8 @@ public sealed class GrpcMessageWriter
         var result = await _writer.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (result.IsCanceled || result.IsCompleted)
         {
+            PeerGone = true;
+            await (_callSource?.CancelAsync() ?? Task.CompletedTask).ConfigureAwait(false);
             throw new OperationCanceledException("The peer stopped reading.", cancellationToken);
         }
     }
