@@ -63,6 +63,8 @@ public sealed partial class EventStore : IAsyncDisposable
         try
         {
             _writeConnection.Open();
+            bool empty = StoreSchema.CheckVersion(_writeConnection, path);
+            if (empty) StoreSchema.PrepareEmpty(_writeConnection);
             // WAL: lookups read while the writer commits. synchronous=FULL: in WAL mode NORMAL survives a process
             // crash but may lose the last commits on power loss (https://www.sqlite.org/pragma.html#pragma_synchronous);
             // audit records are acknowledged to the API server once AppendAuditAsync returns, so a commit must reach
@@ -71,7 +73,7 @@ public sealed partial class EventStore : IAsyncDisposable
             if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
                 throw new InvalidOperationException($"the store at '{path}' could not switch to WAL mode (got '{mode}')");
             StoreSchema.Execute(_writeConnection, "PRAGMA synchronous=FULL");
-            StoreSchema.Ensure(_writeConnection, path);
+            if (empty) StoreSchema.Create(_writeConnection);
             StoreSchema.Execute(_writeConnection, "PRAGMA foreign_keys=OFF");
             (_lastHash, _lastJournaledSequence, ulong lastAssigned) = ReadChainHead(_writeConnection);
             _nextSequence = lastAssigned + 1;

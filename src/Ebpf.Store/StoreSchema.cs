@@ -57,21 +57,31 @@ internal static class StoreSchema
         CREATE INDEX audit_events_pod ON audit_events(namespace, pod, time_ns);
         """;
 
-    /// <summary>Creates the schema in an empty database, or checks the version of an existing one.</summary>
-    public static void Ensure(SqliteConnection connection, string path)
+    /// <summary>
+    /// Checks the version of an existing database (refusing a newer or foreign one) before anything writes to it.
+    /// Returns true when the database is empty and needs <see cref="Create"/>.
+    /// </summary>
+    public static bool CheckVersion(SqliteConnection connection, string path)
     {
         long version = Scalar(connection, "PRAGMA user_version");
         if (version > CurrentVersion)
             throw new StoreSchemaException(
                 $"the store at '{path}' has schema version {version}, newer than the {CurrentVersion} this agent understands; " +
                 "run a newer agent, or point the data directory elsewhere (the file is left untouched)");
-        if (version == CurrentVersion) return;
+        if (version == CurrentVersion) return false;
         if (Scalar(connection, "SELECT count(*) FROM sqlite_schema") != 0)
             throw new StoreSchemaException($"'{path}' is a SQLite database but not an Ebpf store (user_version 0 with tables in it)");
+        return true;
+    }
 
-        // auto_vacuum must be chosen before the first table exists; INCREMENTAL lets retention hand freed pages back
-        // to the file system (https://www.sqlite.org/pragma.html#pragma_auto_vacuum).
-        Execute(connection, "PRAGMA auto_vacuum=INCREMENTAL");
+    /// <summary>
+    /// Must run before the database is switched to WAL: auto_vacuum can only be chosen while the file is still empty
+    /// (https://www.sqlite.org/pragma.html#pragma_auto_vacuum). INCREMENTAL lets retention hand freed pages back.
+    /// </summary>
+    public static void PrepareEmpty(SqliteConnection connection) => Execute(connection, "PRAGMA auto_vacuum=INCREMENTAL");
+
+    public static void Create(SqliteConnection connection)
+    {
         using var tx = connection.BeginTransaction();
         using (var create = connection.CreateCommand())
         {
