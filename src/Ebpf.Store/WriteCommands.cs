@@ -67,6 +67,19 @@ internal sealed class WriteCommands : IDisposable
 
 internal static class SqliteCommandExtensions
 {
-    public static void Set(this SqliteCommand command, string name, object? value) =>
-        command.Parameters[name].Value = value ?? DBNull.Value;
+    // Parameters[string] is a linear search with string compares; the writer binds ~20 values per record.
+    public static void Set(this SqliteCommand command, string name, object? value)
+    {
+        var parameters = command.Parameters;
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            var parameter = parameters[i];
+            if (ReferenceEquals(parameter.ParameterName, name) || parameter.ParameterName == name)
+            {
+                parameter.Value = value ?? DBNull.Value;
+                return;
+            }
+        }
+        throw new ArgumentException($"no parameter {name}", nameof(name));
+    }
 }
