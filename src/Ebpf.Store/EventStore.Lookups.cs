@@ -64,12 +64,17 @@ public sealed partial class EventStore
         using (var command = connection.CreateCommand())
         {
             command.Transaction = tx;
-            command.CommandText = "SELECT process_key FROM session_processes WHERE session_id = $id ORDER BY sequence";
+            command.CommandText = "SELECT process_key FROM session_processes WHERE session_id = $id ORDER BY sequence LIMIT $limit";
             command.Parameters.AddWithValue("$id", id);
+            command.Parameters.AddWithValue("$limit", _options.MaxSessionTreeEvents);
             using var reader = command.ExecuteReader();
             while (reader.Read()) processKeys.Add(reader.GetString(0));
         }
-        if (session.RootProcessKey.Length > 0 && !processKeys.Contains(session.RootProcessKey)) processKeys.Insert(0, session.RootProcessKey);
+        if (session.RootProcessKey.Length > 0)
+        {
+            processKeys.Remove(session.RootProcessKey);
+            processKeys.Insert(0, session.RootProcessKey);
+        }
 
         var builder = new ProcessTreeBuilder(_options.MaxActivitiesPerProcess);
         var events = new List<Record>();
