@@ -4,6 +4,7 @@
 #include "lib/filter.h"
 #include "lib/record.h"
 #include "lib/task.h"
+#include "lib/path.h"
 #include <bpf/bpf_tracing.h>
 
 struct prev_comm {
@@ -121,7 +122,10 @@ static __always_inline void fill_exec(struct task_struct *task, __u32 old_pid, s
 	e->argv_len = n;
 	off += n;
 
-	/* cwd: not resolved in this version (cwd_len 0) */
+	n = read_cwd(task, s->data, off, &flags);
+	e->cwd_len = n;
+	off += n;
+
 	e->flags = flags;
 	fill_header(&e->hdr, EVENT_KIND_EXEC, off);
 	scratch_emit(s, EVENT_KIND_EXEC, off);
