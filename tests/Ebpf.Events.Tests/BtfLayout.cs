@@ -40,7 +40,7 @@ internal sealed class BtfTypes
         return json;
     }
 
-    private static string FindBpftool()
+    internal static string FindBpftool()
     {
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Append("/usr/sbin").Append("/usr/local/sbin"))
         {
