@@ -110,6 +110,7 @@ static __always_inline void fill_exec(struct task_struct *task, __u32 old_pid, s
 		n = EXEC_ARGV_CAP;
 		flags |= EXEC_FLAG_ARGV_TRUNCATED;
 	}
+	/* clang may recompute off from a register the verifier has no bound for; the mask restates off <= 4095 */
 	off &= SCRATCH_MASK >> 1;
 	if (n > 0 && n <= EXEC_ARGV_CAP) {
 		if (bpf_probe_read_user(s->data + off, n, (void *)arg_start)) {
