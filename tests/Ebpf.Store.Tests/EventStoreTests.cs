@@ -337,6 +337,42 @@ public sealed class EventStoreTests : IDisposable
         Assert.True(StoreVerifier.Verify(_dir.Path).IsValid);
     }
 
+    [Fact]
+    public async Task AppendAsync_AfterDispose_ThrowsObjectDisposed()
+    {
+        var store = _dir.Open();
+        await store.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.AppendAsync(Records.Session("s", 1)));
+        Assert.Equal(0UL, store.Append(Records.Session("s", 1)).Sequence);
+        Assert.Equal(1, store.Counters.Dropped);
+    }
+
+    [Fact]
+    public async Task Lookups_WhileWriterCommits_SeeConsistentSnapshots()
+    {
+        await using var store = _dir.Open();
+        await store.AppendAsync(Records.Session("s-0", 0));
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            for (int i = 1; i <= 200; i++)
+            {
+                await store.AppendAsync([Records.Exec($"{i}@1", "1@1", i, "/bin/true", ["true"], i), Records.Session($"s-{i}", i)]);
+            }
+        });
+        int lastSeen = 0;
+        while (!writer.IsCompleted)
+        {
+            int count = store.ListSessions(null, null, null, null, null, 1_000).Count;
+            Assert.True(count >= lastSeen, $"sessions went from {lastSeen} to {count}");
+            lastSeen = count;
+            Assert.NotNull(store.GetSession("s-0"));
+        }
+        await writer;
+        Assert.Equal(201, store.ListSessions(null, null, null, null, null, 1_000).Count);
+        Assert.Equal(0, store.Counters.MalformedRowsSkipped);
+    }
+
     private List<long> ReadSequences()
     {
         using var raw = _dir.Raw();

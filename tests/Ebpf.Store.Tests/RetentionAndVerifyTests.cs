@@ -175,6 +175,18 @@ public sealed class RetentionAndVerifyTests : IDisposable
     }
 
     [Fact]
+    public async Task Open_RetentionInterval_RunsRetentionInTheBackground()
+    {
+        var time = new ManualTime(Records.T0.AddDays(10));
+        await using var store = _dir.Open(o => o.RetentionInterval = TimeSpan.FromMilliseconds(50), time);
+        await store.AppendAsync(Enumerable.Range(0, 10).Select(i => Records.Exec($"{i}@1", "1@1", i, "/bin/true", ["true"], i)).ToList());
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (store.Counters.RetentionDeleted < 10 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(10, store.Counters.RetentionDeleted);
+        Assert.Equal(0, _dir.Scalar("SELECT count(*) FROM journal"));
+    }
+
+    [Fact]
     public async Task Verify_AfterRetention_DeletingFirstRetainedRowIsDetected()
     {
         var time = new ManualTime(Records.T0.AddDays(10));
