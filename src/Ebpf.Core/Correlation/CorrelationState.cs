@@ -10,7 +10,7 @@ internal sealed class ProcessState
     public required ProcessKey Key;
     public int Pid;
     public ProcessState? Parent;
-    public List<ProcessState>? Children;
+    public HashSet<ProcessState>? Children;
     public ContainerState? Container;
     public WorkloadIdentity? Workload;
     public DateTimeOffset Start;
@@ -102,7 +102,11 @@ internal sealed class SessionState
     public DateTimeOffset? NodeStart;
     public DateTimeOffset? NodeEnd;
     public List<string> Alternatives = [];
-    public readonly List<ProcessState> Members = [];
+    /// <summary>Tracked processes of the session (forgotten ones leave; the counts below keep them).</summary>
+    public readonly HashSet<ProcessState> Members = [];
+    public int ProcessCount;
+    public int Connects;
+    public int Files;
     public bool Emitted;
     public DateTimeOffset LastActivity;
     public string? PodUid;

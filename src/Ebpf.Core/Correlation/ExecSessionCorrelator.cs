@@ -247,6 +247,7 @@ public sealed class ExecSessionCorrelator
         if (_processes.TryGetValue(c.Key, out var p) && p.Container is not null)
         {
             p.Connects++;
+            if (p.Session is { } owner) owner.Connects++;
             if (attempted && c.Address is not null && IsApiServer(c.Address, c.Port))
             {
                 p.ApiConnectedAt = c.Time;
@@ -265,6 +266,7 @@ public sealed class ExecSessionCorrelator
     {
         if (!_processes.TryGetValue(o.Key, out var p)) return null;
         p.Files++;
+        if (p.Session is { } owner) owner.Files++;
         return Touch(p, o.Sequence, o.Time);
     }
 
@@ -329,7 +331,10 @@ public sealed class ExecSessionCorrelator
     private void Join(ProcessState p, SessionState s)
     {
         p.Session = s;
-        s.Members.Add(p);
+        if (!s.Members.Add(p)) return;
+        s.ProcessCount++;
+        s.Connects += p.Connects;
+        s.Files += p.Files;
     }
 
     // ------------------------------------------------------------------ exec roots and the pod group join
@@ -552,7 +557,6 @@ public sealed class ExecSessionCorrelator
 
     private static void DetachSubtree(ProcessState root, SessionState s)
     {
-        var removed = new HashSet<ProcessState>();
         var stack = new Stack<ProcessState>();
         stack.Push(root);
         while (stack.Count > 0)
@@ -560,10 +564,14 @@ public sealed class ExecSessionCorrelator
             var p = stack.Pop();
             if (p.Session != s) continue;
             p.Session = null;
-            removed.Add(p);
+            if (s.Members.Remove(p))
+            {
+                s.ProcessCount--;
+                s.Connects -= p.Connects;
+                s.Files -= p.Files;
+            }
             if (p.Children is { } children) foreach (var c in children) stack.Push(c);
         }
-        s.Members.RemoveAll(removed.Contains);
     }
 
     // ------------------------------------------------------------------ audit side
@@ -1304,6 +1312,8 @@ public sealed class ExecSessionCorrelator
         _processes.Remove(p.Key);
         _processesExpired++;
         p.Parent?.Children?.Remove(p);
+        // The session keeps its counts; only the live reference goes.
+        p.Session?.Members.Remove(p);
         if (p.Children is { } children) foreach (var c in children) c.Parent = null;
         p.Children = null;
         p.Parent = null;
@@ -1389,8 +1399,6 @@ public sealed class ExecSessionCorrelator
     {
         var a = s.Audit;
         var r = a?.First;
-        int connects = s.ForwardedConnections, files = 0;
-        foreach (var p in s.Members) { connects += p.Connects; files += p.Files; }
         return new ExecSession
         {
             Id = s.Id,
@@ -1420,9 +1428,9 @@ public sealed class ExecSessionCorrelator
             NodeStart = s.NodeStart,
             NodeEnd = s.NodeEnd,
             Alternatives = [.. s.Alternatives],
-            ProcessCount = s.Members.Count,
-            ConnectCount = connects,
-            FileCount = files,
+            ProcessCount = s.ProcessCount,
+            ConnectCount = s.Connects + s.ForwardedConnections,
+            FileCount = s.Files,
         };
     }
 
