@@ -1014,7 +1014,8 @@ public sealed class ExecSessionCorrelator
         var sequences = new List<ulong>();
         foreach (var p in unclaimed)
         {
-            if (p.Session is not null) continue;
+            // A runtime-started root in that container is an exec into it: the exec join owns it.
+            if (p.Session is not null || p.Root is not null) continue;
             Join(p, chosen);
             if (p.PendingSequences is { } seq) { sequences.AddRange(seq); p.PendingSequences = null; }
         }
@@ -1054,7 +1055,7 @@ public sealed class ExecSessionCorrelator
             var sequences = new List<ulong>();
             foreach (var p in unclaimed)
             {
-                if (p.Session is not null) continue;
+                if (p.Session is not null || p.Root is not null) continue;
                 Join(p, s);
                 if (p.PendingSequences is { } seq) { sequences.AddRange(seq); p.PendingSequences = null; }
             }

@@ -154,6 +154,31 @@ public sealed class ExecSessionCorrelatorTests
     }
 
     [Fact]
+    public void Tick_OneRequestTwoIdenticalRoots_RequestAndLeftoverRootAmbiguousWithMediumFinding()
+    {
+        var s = new CorrelationScenario();
+        s.ContainerInit(AppId, 100);
+        foreach (var stage in ExecStages("a-1", 0, 5_000, Shell)) s.Audit(stage);
+        var first = s.RuntimeExec(201, 100, AppId, "sh");
+        var second = s.RuntimeExec(202, 200, AppId, "sh");
+        s.Node(first);
+        s.Node(second);
+
+        var outputs = s.Tick(200_000);
+
+        var request = s.Session("a-1");
+        Assert.Equal(first.Key, request.RootProcessKey);
+        Assert.Equal(SessionConfidence.Ambiguous, request.Confidence);
+        Assert.Equal(["node-" + second.Key], request.Alternatives);
+        var leftover = s.Session("node-" + second.Key);
+        Assert.Equal(SessionKind.UnattributedExec, leftover.Kind);
+        Assert.Equal(SessionConfidence.Ambiguous, leftover.Confidence);
+        Assert.Equal(["a-1"], leftover.Alternatives);
+        var finding = Assert.Single(outputs.OfType<FindingRaised>()).Finding;
+        Assert.Equal(FindingSeverity.Medium, finding.Severity);
+    }
+
+    [Fact]
     public void Tick_ProbeShapedExecWithoutAudit_BecomesProbeSessionWithoutFinding()
     {
         var s = new CorrelationScenario();
