@@ -602,6 +602,105 @@ public sealed class ExecSessionCorrelatorTests
         Assert.Equal(1, s.Correlator.Counters.AuditForeignPod);
     }
 
+    [Fact]
+    public void OnAuditEvent_ResponseStartedArrivesLater_WidensTheWindowAndJoins()
+    {
+        var s = new CorrelationScenario();
+        s.ContainerInit(AppId, 100);
+        var stages = ExecStages("a-slow", 0, 20_000, Hostname);
+        s.Audit(stages[0]);
+        // 6 s after requestReceived: outside rr + 5 s until ResponseStarted (at 2 s) moves the window.
+        var root = s.RuntimeExec(200, 6_000, AppId, "hostname");
+        Assert.Null(s.Node(root));
+
+        var outputs = s.Audit(stages[1] with { StageTimestamp = At(2_000) });
+
+        Assert.Contains(outputs.OfType<AttributionUpdated>(), u => u.SessionId == "a-slow" && u.ProcessKeys.Contains(root.Key));
+    }
+
+    [Fact]
+    public void Tick_PodMetadataArrivesAfterAudit_RequestResolvedAndJoined()
+    {
+        var lagging = new CorrelationScenario();
+        var pod = lagging.Pods.FindPodByUid(PodUid)!;
+        // The informer has not seen the pod under this name yet.
+        lagging.Pods.Set(pod with { Name = "not-yet" });
+        lagging.ContainerInit(AppId, 100);
+        foreach (var stage in ExecStages("a-1", 0, 900, Hostname)) Assert.Empty(lagging.Audit(stage));
+        Assert.Null(lagging.Node(lagging.RuntimeExec(200, 150, AppId, "hostname")));
+        Assert.Equal(1, lagging.Correlator.Counters.PendingAudits);
+
+        lagging.Pods.Set(pod);
+        var outputs = lagging.Tick(1_000);
+
+        Assert.Contains(outputs.OfType<AttributionUpdated>(), u => u.SessionId == "a-1");
+        Assert.Equal(0, lagging.Correlator.Counters.PendingAudits);
+    }
+
+    [Fact]
+    public void OnAuditEvent_RequestWithoutNamespaceOrName_CountedNotFatal()
+    {
+        var s = new CorrelationScenario();
+        var outputs = s.Audit(ExecAudit("a-bad", AuditStage.ResponseStarted, 0, 40, Shell) with { Namespace = null, Name = null });
+        Assert.Empty(outputs);
+        s.Tick(300_000);
+        Assert.Empty(s.Correlator.Sessions());
+        Assert.Equal(1, s.Correlator.Counters.AuditForeignPod);
+    }
+
+    [Fact]
+    public void OnNodeEvent_TrackedProcessBoundReached_OldestExitedForgottenThenNewOnesDropped()
+    {
+        var s = new CorrelationScenario();
+        s.Options.MaxTrackedProcesses = 3;
+        var init = s.ContainerInit(AppId, 100);
+        var a = s.Fork(init, 201, 10, AppId);
+        var b = s.Fork(init, 202, 20, AppId);
+        s.Node(a);
+        s.Node(b);
+        s.Node(s.Exit(a.Key, 30));
+        s.Node(s.Fork(init, 203, 40, AppId));
+        s.Node(s.Fork(init, 204, 50, AppId));
+
+        var counters = s.Correlator.Counters;
+        Assert.Equal(3, counters.TrackedProcesses);
+        Assert.Equal(1, counters.ProcessesExpired);
+        Assert.Equal(1, counters.ProcessesDropped);
+    }
+
+    [Fact]
+    public void Correlator_SameInputsTwice_IdenticalOutputs()
+    {
+        static List<string> Run()
+        {
+            var s = new CorrelationScenario();
+            s.ContainerInit(AppId, 100);
+            foreach (var stage in ExecStages("a-1", 0, 5_000, Shell, user: "alice")) s.Audit(stage);
+            foreach (var stage in ExecStages("a-2", 200, 5_000, Shell, user: "bob")) s.Audit(stage);
+            var r1 = s.RuntimeExec(201, 300, AppId, "sh");
+            var r2 = s.RuntimeExec(202, 320, AppId, "sh");
+            s.Node(r2);
+            s.Node(r1);
+            s.Node(s.Fork(r1.Key, 301, 400, AppId));
+            s.Node(s.RuntimeExec(500, 1_000, AppId, "sh", "-i"));
+            s.Node(s.RuntimeExec(501, 1_100, AppId, Probe));
+            s.Tick(10_000);
+            s.Tick(300_000);
+            return s.Outputs.Select(o => o switch
+            {
+                SessionChanged c => $"S {c.Session.Id} {c.Session.Kind} {c.Session.Confidence} {c.Session.RootProcessKey} [{string.Join(',', c.Session.Alternatives)}] {c.Session.ProcessCount}",
+                AttributionUpdated u => $"A {u.SessionId} {u.Confidence} [{string.Join(',', u.ProcessKeys)}] [{string.Join(',', u.Sequences)}]",
+                FindingRaised f => $"F {f.Finding.Id} {f.Finding.Severity}",
+                _ => o.ToString()!,
+            }).ToList();
+        }
+
+        var first = Run();
+        Assert.Equal(first, Run());
+        Assert.Contains(first, line => line.StartsWith("F unattributed-exec:node-500@", StringComparison.Ordinal));
+        Assert.Contains(first, line => line.StartsWith("S node-501@", StringComparison.Ordinal) && line.Contains("Probe", StringComparison.Ordinal));
+    }
+
     private static AuditRequest TokenAudit(string auditId, string sourceIp) => new()
     {
         AuditId = auditId,
