@@ -937,6 +937,8 @@ public sealed class ExecSessionCorrelator
     /// <summary>A new process in a container that no exec session claims: an ephemeral container's debug session, or an open attach.</summary>
     private void ClaimForContainerSessions(ProcessState p, ref List<CorrelationOutput>? outputs)
     {
+        // A root waiting for its audit event, and its descendants, belong to whatever that join decides.
+        if (HasPendingRootInLine(p)) return;
         var c = p.Container!;
         if (c.Ephemeral is null) ResolveContainer(c);
         if (c.Ephemeral != false)
@@ -962,6 +964,13 @@ public sealed class ExecSessionCorrelator
             Join(p, best);
             c.Unclaimed?.Remove(p);
         }
+    }
+
+    private static bool HasPendingRootInLine(ProcessState p)
+    {
+        for (int depth = 0; p is not null && depth < 256; depth++, p = p.Parent!)
+            if (p.Root is not null) return true;
+        return false;
     }
 
     /// <summary>By container id; by name while the pod status does not list the id yet.</summary>

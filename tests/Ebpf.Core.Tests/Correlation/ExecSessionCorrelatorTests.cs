@@ -351,6 +351,24 @@ public sealed class ExecSessionCorrelatorTests
     }
 
     [Fact]
+    public void Join_ExecDuringAttach_ExecTreeWaitsForItsOwnRequestNotTheAttach()
+    {
+        var s = new CorrelationScenario();
+        s.ContainerInit(AppId, 100);
+        s.Audit(ExecAudit("a-attach", AuditStage.ResponseStarted, 0, 40, [], subresource: "attach"));
+        var root = s.RuntimeExec(300, 1_000, AppId, "sh");
+        Assert.Null(s.Node(root));
+        var child = s.Fork(root.Key, 301, 1_100, AppId);
+        Assert.Null(s.Node(child));
+
+        foreach (var stage in ExecStages("a-exec", 900, 5_000, Shell)) s.Audit(stage);
+
+        Assert.Equal("a-exec", s.Correlator.SessionOf(root.Key));
+        Assert.Equal("a-exec", s.Correlator.SessionOf(child.Key));
+        Assert.Equal(0, s.Session("a-attach").ProcessCount);
+    }
+
+    [Fact]
     public void Join_PortForward_RuntimeLoopbackConnectsInThePodsNetnsAreItsConnections()
     {
         var s = new CorrelationScenario();
