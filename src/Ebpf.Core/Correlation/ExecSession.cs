@@ -137,6 +137,8 @@ public sealed record CorrelationCounters
     /// <summary>Audit requests waiting for a process, or for pod metadata.</summary>
     public int PendingAudits { get; init; }
     public int TrackedProcesses { get; init; }
+    /// <summary>Audit requests remembered (to merge stages and drop duplicates) until their session or retention ends.</summary>
+    public int RememberedAuditRequests { get; init; }
     public long SessionsExpired { get; init; }
     public long ProcessesExpired { get; init; }
     /// <summary>New processes not tracked because <see cref="CorrelationOptions.MaxTrackedProcesses"/> was reached with nothing to evict.</summary>

@@ -34,6 +34,8 @@ public sealed class ExecSessionCorrelator
     private readonly PriorityQueue<RootCandidate, DateTimeOffset> _rootDeadlines = new();
     private readonly PriorityQueue<AuditState, DateTimeOffset> _auditDeadlines = new();
     private readonly Queue<ProcessState> _exited = new();
+    /// <summary>Every request remembered, oldest first: foreign and rejected ones have no session to expire them.</summary>
+    private readonly Queue<(string AuditId, DateTimeOffset Received)> _auditOrder = new();
     private readonly List<PendingTokenCheck> _tokenChecks = [];
     private readonly Dictionary<string, DateTimeOffset> _seenTokenAudits = new(StringComparer.Ordinal);
     private readonly Queue<(string AuditId, DateTimeOffset Seen)> _seenTokenOrder = new();
@@ -105,8 +107,14 @@ public sealed class ExecSessionCorrelator
         RunTokenChecks(now, deadlineOnly: true, ref outputs);
         EvictProcesses(now);
         EvictSessions(now);
-        while (_seenTokenOrder.Count > 0 && now - _seenTokenOrder.Peek().Seen > _options.SessionRetention)
+        while (_seenTokenOrder.Count > 0 && now - _seenTokenOrder.Peek().Seen > _options.AuditLatencyAllowance)
             _seenTokenAudits.Remove(_seenTokenOrder.Dequeue().AuditId);
+        while (_auditOrder.Count > 0 && now - _auditOrder.Peek().Received > _options.SessionRetention)
+        {
+            // Requests with a session leave with it (RemoveSession); the rest are only kept to recognise duplicates.
+            var id = _auditOrder.Dequeue().AuditId;
+            if (_audits.TryGetValue(id, out var old) && !_sessions.ContainsKey(old.Session.Id)) _audits.Remove(id);
+        }
         return (IReadOnlyList<CorrelationOutput>?)outputs ?? None;
     }
 
@@ -147,6 +155,7 @@ public sealed class ExecSessionCorrelator
             {
                 SessionsCertain = certain, SessionsProbable = probable, SessionsAmbiguous = ambiguous, SessionsUnattributed = unattributed,
                 PendingRoots = _pendingRoots, PendingAudits = pendingAudits, TrackedProcesses = _processes.Count,
+                RememberedAuditRequests = _audits.Count,
                 SessionsExpired = _sessionsExpired, ProcessesExpired = _processesExpired, ProcessesDropped = _processesDropped,
                 SessionsDropped = _sessionsDropped, DuplicateAuditEvents = _duplicates, AuditForeignPod = _foreign,
                 AuditFailed = _failed, SequencesDropped = _sequencesDropped, FindingsRaised = _findings,
@@ -600,6 +609,7 @@ public sealed class ExecSessionCorrelator
         };
         session.Audit = audit;
         _audits[request.AuditId] = audit;
+        _auditOrder.Enqueue((request.AuditId, request.RequestReceived));
         ApplyStage(audit, request);
         if (IsRejected(audit.ResponseCode)) { Reject(audit, ref outputs); return; }
         if (!Resolve(audit))

@@ -664,6 +664,9 @@ public sealed class ExecSessionCorrelatorTests
         s.Tick(300_000);
         Assert.Empty(s.Correlator.Sessions());
         Assert.Equal(1, s.Correlator.Counters.AuditForeignPod);
+        Assert.Equal(1, s.Correlator.Counters.RememberedAuditRequests);
+        s.Tick(16 * 60_000);
+        Assert.Equal(0, s.Correlator.Counters.RememberedAuditRequests);
     }
 
     [Fact]
