@@ -267,6 +267,20 @@ public sealed class ExecSessionCorrelatorTests
         Assert.Empty(s.Correlator.Sessions());
     }
 
+    [Theory]
+    [InlineData(AuditStage.ResponseComplete, 400)]
+    [InlineData(AuditStage.Panic, null)]
+    public void OnAuditEvent_FailedRequest_NoSessionNoFindingCounted(AuditStage stage, int? code)
+    {
+        var s = new CorrelationScenario();
+        s.ContainerInit(AppId, 100);
+        s.Audit(ExecAudit("a-fail", AuditStage.RequestReceived, 0, 0, Shell));
+        s.Audit(ExecAudit("a-fail", stage, 0, 30, Shell) with { ResponseCode = code });
+        s.Tick(300_000);
+        Assert.Empty(s.Outputs);
+        Assert.Equal(1, s.Correlator.Counters.AuditFailed);
+    }
+
     [Fact]
     public void Join_EphemeralContainer_AllItsProcessesBelongToTheDebugSessionCertain()
     {
