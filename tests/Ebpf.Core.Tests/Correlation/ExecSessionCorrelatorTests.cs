@@ -736,6 +736,14 @@ public sealed class ExecSessionCorrelatorTests
         Assert.Contains(first, line => line.StartsWith("S node-501@", StringComparison.Ordinal) && line.Contains("Probe", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Constructor_ExitedProcessesForgottenBeforeAuditsCanArrive_Rejected()
+    {
+        var options = new CorrelationOptions { AuditLatencyAllowance = TimeSpan.FromMinutes(10), ExitedProcessRetention = TimeSpan.FromMinutes(5) };
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new ExecSessionCorrelator(options, new PodTable(), TimeProvider.System));
+        Assert.Equal(nameof(CorrelationOptions.ExitedProcessRetention), error.ParamName);
+    }
+
     private static AuditRequest TokenAudit(string auditId, string sourceIp) => new()
     {
         AuditId = auditId,
