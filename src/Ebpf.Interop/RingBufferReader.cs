@@ -25,8 +25,8 @@ public sealed unsafe class RingBufferReader : IDisposable
     private readonly Channel<NodeEvent> _channel;
     private readonly long[] _eventsByKind = new long[KindSlots];
     private readonly long[] _handoffDropsByKind = new long[KindSlots];
-    private readonly Dictionary<string, long> _decodeErrors = [];
-    private readonly Lock _decodeErrorsGate = new();
+    private readonly NodeEventDecoder _decoder = new();
+    private long _decoderExceptions;
     private readonly Action<NodeEvent>? _observer;
     private GCHandle _self;
     private Thread? _thread;
@@ -87,11 +87,17 @@ public sealed unsafe class RingBufferReader : IDisposable
             if (d != 0)
                 handoffDrops[(EventKind)k] = (ulong)d;
         }
-        lock (_decodeErrorsGate)
+        var c = _decoder.Counters;
+        void Add(string reason, long n)
         {
-            foreach (var (reason, count) in _decodeErrors)
-                decodeErrors[reason] = (ulong)count;
+            if (n != 0)
+                decodeErrors[reason] = (ulong)n;
         }
+        Add(nameof(DecodeResult.Short), c.Short);
+        Add(nameof(DecodeResult.UnknownKind), c.UnknownKind);
+        Add(nameof(DecodeResult.UnsupportedVersion), c.UnsupportedVersion);
+        Add(nameof(DecodeResult.SizeMismatch), c.SizeMismatch);
+        Add("DecoderException", Interlocked.Read(ref _decoderExceptions));
     }
 
     private void PollLoop()
@@ -134,19 +140,16 @@ public sealed unsafe class RingBufferReader : IDisposable
     private void Handle(ReadOnlySpan<byte> record)
     {
         NodeEvent? ev;
-        string? error;
         try
         {
-            ev = RecordDecoding.Decode(record, out error);
+            // The decoder counts rejected records by reason itself (NodeEventDecoder.Counters).
+            if (_decoder.TryDecode(record, out ev) != DecodeResult.Ok || ev is null)
+                return;
         }
-        catch (Exception ex)
+        catch (Exception)
         {
-            ev = null;
-            error = "decoder-exception:" + ex.GetType().Name;
-        }
-        if (ev is null)
-        {
-            CountDecodeError(error ?? "unknown");
+            // The decoder promises not to throw on content; count it if it ever does rather than lose it silently.
+            Interlocked.Increment(ref _decoderExceptions);
             return;
         }
         ev.Time = _clock.ToWallClock(ev.BootTimeNs);
@@ -156,17 +159,6 @@ public sealed unsafe class RingBufferReader : IDisposable
             Interlocked.Increment(ref _eventsByKind[kind]);
         else
             Interlocked.Increment(ref _handoffDropsByKind[kind]);
-    }
-
-    private void CountDecodeError(string reason)
-    {
-        lock (_decodeErrorsGate)
-        {
-            // Reasons come from a small fixed set; cap the map anyway so hostile input cannot grow it.
-            if (_decodeErrors.Count >= 64 && !_decodeErrors.ContainsKey(reason))
-                reason = "other";
-            _decodeErrors[reason] = _decodeErrors.GetValueOrDefault(reason) + 1;
-        }
     }
 
     /// <summary>Stops polling, joins the thread and frees the ring buffer. Idempotent.</summary>
