@@ -22,6 +22,7 @@ struct abi_types {
 	struct connect_event connect;
 	struct file_open_event file_open;
 	struct cgroup_event cgroup;
+	enum event_abi abi;
 	enum event_kind kind;
 	enum event_caps caps;
 	enum exec_flags exec_flags;

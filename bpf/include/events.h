@@ -20,7 +20,10 @@
 #include <linux/types.h>
 #endif
 
-#define EVENT_ABI_VERSION 1
+/* an enum rather than a #define so it is in the object's BTF and checked with the rest */
+enum event_abi {
+	EVENT_ABI_VERSION = 1,
+};
 
 enum event_kind {
 	EVENT_KIND_UNKNOWN = 0,
