@@ -22,6 +22,7 @@ public sealed unsafe class BpfObject : IDisposable
     private readonly List<BpfLinkHandle> _links = [];
     private readonly List<BpfProgramInfo> _attached = [];
     private bool _loaded;
+    private bool _loadAttempted;
 
     private BpfObject(BpfObjectHandle handle) => _handle = handle;
 
@@ -157,6 +158,8 @@ public sealed unsafe class BpfObject : IDisposable
     public void Load()
     {
         EnsureNotLoaded("load");
+        // libbpf refuses a second bpf_object__load even after a failed one: the object must be reopened.
+        _loadAttempted = true;
         LibbpfLogForwarder.ClearRecent();
         Use(obj =>
         {
@@ -266,8 +269,8 @@ public sealed unsafe class BpfObject : IDisposable
 
     private void EnsureNotLoaded(string what)
     {
-        if (_loaded)
-            throw new InvalidOperationException($"Cannot {what} after the BPF object is loaded.");
+        if (_loadAttempted)
+            throw new InvalidOperationException($"Cannot {what} after the BPF object is loaded (or a load was attempted).");
     }
 
     private void EnsureLoaded(string what)

@@ -75,6 +75,9 @@ public sealed class KernelCaptureEventTests(CaptureFixture fixture)
         var port4 = ((IPEndPoint)listener4.LocalEndpoint).Port;
         var port6 = ((IPEndPoint)listener6.LocalEndpoint).Port;
         var closedPort = ClosedPort();
+        // Accept and close at once: nc sees EOF and exits.
+        using var stopAccepting = new CancellationTokenSource();
+        var accepting = Task.WhenAll(AcceptAndCloseAsync(listener4, stopAccepting.Token), AcceptAndCloseAsync(listener6, stopAccepting.Token));
 
         // busybox `logger` connects (syslog(3)) to /dev/log: a datagram socket the test binds on the host and
         // bind-mounts into the container.
@@ -90,7 +93,7 @@ public sealed class KernelCaptureEventTests(CaptureFixture fixture)
             });
             using var events = fixture.SubscribeCgroup(container.CgroupId);
 
-            await container.ShellAsync($"echo hi | nc -w 1 127.0.0.1 {port4}; echo hi | nc -w 1 ::1 {port6}; nc -w 1 127.0.0.1 {closedPort} </dev/null; logger unix-{Guid.NewGuid():N}");
+            await container.ShellAsync($"echo hi | nc -w 1 127.0.0.1 {port4}; echo hi | nc -w 1 ::1 {port6}; nc -w 1 127.0.0.1 {closedPort} </dev/null; logger unix-{Guid.NewGuid():N}", TimeSpan.FromSeconds(20));
 
             var v4 = await events.WaitForAsync<ConnectEvent>(c => c.Family == SocketFamily.Inet && c.Port == port4);
             Assert.Equal(IPAddress.Loopback, v4.Address);
@@ -112,6 +115,8 @@ public sealed class KernelCaptureEventTests(CaptureFixture fixture)
         }
         finally
         {
+            await stopAccepting.CancelAsync();
+            await accepting;
             unixSocket.Dispose();
             socketDir.Delete(recursive: true);
         }
@@ -196,6 +201,20 @@ public sealed class KernelCaptureEventTests(CaptureFixture fixture)
         Assert.Contains(attached, p => p.Section == "tracepoint/syscalls/sys_exit_openat");
         Assert.True(attached.Count >= 10, $"{attached.Count} programs attached");
         Assert.NotEmpty(fixture.Capture.ContainerRoots);
+    }
+
+    private static async Task AcceptAndCloseAsync(TcpListener listener, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                using var client = await listener.AcceptTcpClientAsync(ct);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private static int ClosedPort()

@@ -110,21 +110,23 @@ public sealed class PreflightAndErrorTests
     }
 
     [KernelFact]
-    public void Load_RingBufferNotPowerOfTwo_ThrowsBpfExceptionWithLibbpfMessage()
+    public void Load_HashMapWithZeroEntries_ThrowsBpfExceptionWithLibbpfMessage()
     {
         using var obj = BpfObject.OpenEmbedded();
-        obj.SetMaxEntries(KernelCapture.AbiNames.EventsMap, 3 * 4096);
+        obj.SetMaxEntries(KernelCapture.AbiNames.ContainerRootsMap, 0);
         var ex = Assert.Throws<BpfException>(obj.Load);
         Assert.Equal("bpf_object__load", ex.Operation);
-        Assert.Equal(22, ex.Errno); // EINVAL: ringbuf size must be a power-of-2 multiple of the page size
+        Assert.Equal(22, ex.Errno); // EINVAL from BPF_MAP_CREATE: a hash map needs max_entries > 0
         Assert.False(string.IsNullOrEmpty(ex.LibbpfLog));
         Assert.Contains("libbpf:", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("container_roots", ex.LibbpfLog, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => obj.SetGlobal("filter_mode", 0u));
     }
 
     [KernelFact]
     public void Snapshot_FreshCapture_CountsAndKernelMapReadable()
     {
-        using var capture = KernelCapture.Start(new KernelCaptureOptions { FilterMode = CaptureFilterMode.All, RingBufferBytes = 1 << 16 });
+        using var capture = KernelCapture.Start(new KernelCaptureOptions { FilterMode = CaptureFilterMode.All, RingBufferBytes = 1 << 20 });
         Thread.Sleep(300);
         var snapshot = capture.Snapshot();
         Assert.True(snapshot.Events > 0, "FilterMode.All on a busy host produces events within 300 ms");
