@@ -1,7 +1,6 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Text;
 using Ebpf.Interop.Native;
+using Microsoft.Extensions.Logging;
 
 namespace Ebpf.Interop;
 
@@ -25,6 +24,12 @@ public sealed unsafe class BpfObject : IDisposable
     private bool _loadAttempted;
 
     private BpfObject(BpfObjectHandle handle) => _handle = handle;
+
+    /// <summary>
+    /// Sends libbpf's own log (warnings as Warning, info as Debug, debug as Trace) to <paramref name="logger"/>.
+    /// libbpf has one process-wide print callback, so the last logger set wins.
+    /// </summary>
+    public static void ForwardLibbpfLog(ILogger logger) => LibbpfLogForwarder.Install(logger);
 
     /// <summary>Opens an object from an ELF image; throws <see cref="BpfException"/> when libbpf cannot parse it.</summary>
     public static BpfObject Open(ReadOnlySpan<byte> elf, string objectName)

@@ -150,3 +150,28 @@ public sealed class PreflightAndErrorTests
         capture.Dispose(); // idempotent
     }
 }
+
+public sealed class LibbpfLogTests
+{
+    [KernelFact]
+    public void ForwardLibbpfLog_FailedLoad_LoggerGetsFormattedLibbpfWarning()
+    {
+        var logger = new ListLogger();
+        BpfObject.ForwardLibbpfLog(logger);
+        using var obj = BpfObject.OpenEmbedded();
+        obj.SetMaxEntries(KernelCapture.AbiNames.ContainerRootsMap, 0);
+        Assert.Throws<BpfException>(obj.Load);
+        // The map name reaches us through a %s argument: vsnprintf consumed libbpf's va_list.
+        Assert.Contains(logger.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Message.Contains("container_roots", StringComparison.Ordinal) && !l.Message.Contains('%'));
+    }
+
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(Microsoft.Extensions.Logging.LogLevel Level, string Message)> _lines = new();
+        public IEnumerable<(Microsoft.Extensions.Logging.LogLevel Level, string Message)> Lines => _lines;
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue((logLevel, formatter(state, exception)));
+    }
+}
