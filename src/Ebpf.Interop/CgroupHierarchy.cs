@@ -38,13 +38,13 @@ public static unsafe class CgroupHierarchy
     }
 
     /// <summary>Kubernetes pod roots directly under the v2 mount (e.g. /kubepods, /kubepods.slice).</summary>
-    public static IReadOnlyList<ContainerRootCgroup> FindKubernetesRoots(string? v2Mount = null)
+    public static IReadOnlyList<ContainerRootCgroup> FindKubernetesRoots(string? v2Mount = null, IEnumerable<string>? rootNames = null)
     {
         v2Mount ??= FindV2Mount();
         if (v2Mount is null)
             return [];
         var roots = new List<ContainerRootCgroup>();
-        foreach (var name in KubernetesRootNames)
+        foreach (var name in rootNames ?? KubernetesRootNames)
         {
             var dir = Path.Combine(v2Mount, name);
             if (Directory.Exists(dir))
@@ -54,9 +54,9 @@ public static unsafe class CgroupHierarchy
     }
 
     /// <summary>True when a v2 path (relative to the mount, starting with '/') is a top-level Kubernetes pod root.</summary>
-    public static bool IsKubernetesRootPath(string path)
+    public static bool IsKubernetesRootPath(string path, IEnumerable<string>? rootNames = null)
     {
         var trimmed = path.TrimEnd('/');
-        return KubernetesRootNames.Any(n => trimmed == "/" + n);
+        return (rootNames ?? KubernetesRootNames).Any(n => trimmed == "/" + n);
     }
 }

@@ -37,7 +37,8 @@ public sealed class KernelCapture : IDisposable
     private readonly RingBufferReader _reader;
     private readonly Lock _rootsGate = new();
     private readonly Dictionary<ulong, string> _roots = [];
-    private readonly Channel<ulong> _newRoots = Channel.CreateUnbounded<ulong>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<(ulong Id, string Path)> _newRoots =
+        Channel.CreateBounded<(ulong Id, string Path)>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
     private readonly Task _rootTracker;
     private int _disposed;
 
@@ -175,7 +176,7 @@ public sealed class KernelCapture : IDisposable
     {
         if (options.DiscoverKubernetesRoots)
         {
-            foreach (var root in CgroupHierarchy.FindKubernetesRoots())
+            foreach (var root in CgroupHierarchy.FindKubernetesRoots(rootNames: options.KubernetesRootNames))
                 yield return root;
         }
         foreach (var id in options.ContainerRootCgroupIds)
@@ -185,17 +186,17 @@ public sealed class KernelCapture : IDisposable
     // Runs on the reader thread: only a TryWrite to an unbounded channel, the map update happens elsewhere.
     private void ObserveCgroupMkdir(NodeEvent ev)
     {
-        if (ev is CgroupEvent { Kind: EventKind.CgroupMkdir } mkdir && CgroupHierarchy.IsKubernetesRootPath(mkdir.Path))
-            _newRoots.Writer.TryWrite(mkdir.TargetCgroupId);
+        if (ev is CgroupEvent { Kind: EventKind.CgroupMkdir } mkdir && CgroupHierarchy.IsKubernetesRootPath(mkdir.Path, _options.KubernetesRootNames))
+            _newRoots.Writer.TryWrite((mkdir.TargetCgroupId, mkdir.Path));
     }
 
     private async Task TrackNewRootsAsync()
     {
-        await foreach (var id in _newRoots.Reader.ReadAllAsync().ConfigureAwait(false))
+        await foreach (var (id, path) in _newRoots.Reader.ReadAllAsync().ConfigureAwait(false))
         {
             try
             {
-                AddContainerRoot(id, "(cgroup_mkdir)");
+                AddContainerRoot(id, path);
             }
             catch (Exception ex) when (ex is BpfException or ObjectDisposedException)
             {

@@ -59,6 +59,12 @@ public sealed class KernelCaptureOptions
     /// </summary>
     public bool TrackNewKubernetesRoots { get; set; } = true;
 
+    /// <summary>
+    /// Names of the top-level v2 cgroup directories under which pods live, used for discovery and tracking.
+    /// Defaults to <c>kubepods</c> (kubelet cgroupfs driver) and <c>kubepods.slice</c> (systemd driver).
+    /// </summary>
+    public IList<string> KubernetesRootNames { get; set; } = [.. CgroupHierarchy.KubernetesRootNames];
+
     /// <summary>Extra container root cgroup ids (v2 ids: directory inode numbers). Defaults to empty.</summary>
     public IList<ulong> ContainerRootCgroupIds { get; set; } = [];
 
@@ -92,6 +98,8 @@ public sealed class KernelCaptureOptions
             if (string.IsNullOrEmpty(prefix) || prefix.Contains('\0') || System.Text.Encoding.UTF8.GetByteCount(prefix) > MaxFilePathPrefixBytes)
                 throw new ArgumentException($"{nameof(FilePathPrefixes)} entry '{prefix}' must be 1..{MaxFilePathPrefixBytes} bytes without NUL.");
         }
+        if (KubernetesRootNames.Any(n => string.IsNullOrEmpty(n) || n.Contains('/')))
+            throw new ArgumentException($"{nameof(KubernetesRootNames)} entries must be single directory names.");
         if (BootClockResampleInterval <= TimeSpan.Zero && BootClockResampleInterval != Timeout.InfiniteTimeSpan)
             throw new ArgumentException($"{nameof(BootClockResampleInterval)} must be positive.");
     }

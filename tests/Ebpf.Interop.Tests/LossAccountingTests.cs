@@ -84,3 +84,52 @@ public sealed class LossAccountingTests
         return (delivered, before, after);
     }
 }
+
+/// <summary>A pod root created after start (cgroup_mkdir) joins the kernel filter without a restart.</summary>
+[Collection(KernelCollection.Name)]
+public sealed class RootTrackingTests
+{
+    [KernelFact]
+    public async Task Start_NewKubernetesRootCreatedLater_IsAddedFromCgroupMkdirAndItsContainersCaptured()
+    {
+        // A unique root name stands in for "kubepods" so the shared machine's real /kubepods is left alone.
+        var rootName = "ebpf-kubepods-" + Guid.NewGuid().ToString("N")[..10];
+        var rootDir = Path.Combine(RuncContainer.V2Mount, rootName);
+        using var capture = KernelCapture.Start(new KernelCaptureOptions { KubernetesRootNames = [rootName] });
+        Assert.Empty(capture.ContainerRoots);
+        try
+        {
+            Directory.CreateDirectory(rootDir);
+            var rootId = RuncContainer.ReadInode(rootDir);
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (!capture.ContainerRoots.ContainsKey(rootId) && DateTime.UtcNow < deadline)
+                await Task.Delay(50);
+            Assert.Equal("/" + rootName, Assert.Single(capture.ContainerRoots).Value);
+
+            await using var container = await RuncContainer.StartAsync(new RuncContainerOptions
+            {
+                CgroupsPath = $"/{rootName}/besteffort/pod{Guid.NewGuid()}/{RuncContainer.NewContainerId()}",
+            });
+            await container.ExecAsync(["/bin/true", "tracked-root"]);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            ExecEvent? seen = null;
+            await foreach (var e in capture.Events.ReadAllAsync(cts.Token))
+            {
+                if (e is ExecEvent x && x.CgroupId == container.CgroupId && x.Argv.Contains("tracked-root"))
+                {
+                    seen = x;
+                    break;
+                }
+            }
+            Assert.NotNull(seen);
+        }
+        finally
+        {
+            capture.Dispose();
+            for (var i = 0; i < 20 && Directory.Exists(rootDir); i++)
+            {
+                try { Directory.Delete(rootDir); } catch (IOException) { await Task.Delay(100); }
+            }
+        }
+    }
+}
