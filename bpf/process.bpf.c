@@ -4,6 +4,7 @@
 #include "lib/filter.h"
 #include "lib/record.h"
 #include "lib/task.h"
+#include "lib/path.h"
 #include <bpf/bpf_tracing.h>
 
 struct prev_comm {
@@ -109,6 +110,7 @@ static __always_inline void fill_exec(struct task_struct *task, __u32 old_pid, s
 		n = EXEC_ARGV_CAP;
 		flags |= EXEC_FLAG_ARGV_TRUNCATED;
 	}
+	/* clang may recompute off from a register the verifier has no bound for; the mask restates off <= 4095 */
 	off &= SCRATCH_MASK >> 1;
 	if (n > 0 && n <= EXEC_ARGV_CAP) {
 		if (bpf_probe_read_user(s->data + off, n, (void *)arg_start)) {
@@ -121,7 +123,10 @@ static __always_inline void fill_exec(struct task_struct *task, __u32 old_pid, s
 	e->argv_len = n;
 	off += n;
 
-	/* cwd: not resolved in this version (cwd_len 0) */
+	n = read_cwd(task, s->data, off, &flags);
+	e->cwd_len = n;
+	off += n;
+
 	e->flags = flags;
 	fill_header(&e->hdr, EVENT_KIND_EXEC, off);
 	scratch_emit(s, EVENT_KIND_EXEC, off);
