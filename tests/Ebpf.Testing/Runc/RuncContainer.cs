@@ -44,6 +44,9 @@ public sealed record RuncExecResult(int ExitCode, string StandardOutput, string 
 public sealed class RuncContainer : IAsyncDisposable
 {
     private const string CgroupRoot = "/sys/fs/cgroup";
+    private const string OwnerFile = "owner.pid";
+    private static readonly string BundlesRoot = Path.Combine(Path.GetTempPath(), "ebpf-runc");
+    private static int _swept;
     private static readonly SemaphoreSlim RootfsGate = new(1, 1);
     private static string? _rootfs;
 
@@ -115,8 +118,10 @@ public sealed class RuncContainer : IAsyncDisposable
         var cgroupsPath = options.CgroupsPath ?? KubeletCgroupfsPath(id);
         if (!cgroupsPath.StartsWith('/'))
             throw new ArgumentException("cgroupsPath must be absolute.", nameof(options));
-        var bundle = Path.Combine(Path.GetTempPath(), "ebpf-runc", id);
+        await SweepAbandonedAsync().ConfigureAwait(false);
+        var bundle = Path.Combine(BundlesRoot, id);
         Directory.CreateDirectory(bundle);
+        await File.WriteAllTextAsync(Path.Combine(bundle, OwnerFile), Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
         var container = new RuncContainer(id, bundle, cgroupsPath, MissingCgroupDirs(cgroupsPath));
         try
         {
@@ -219,6 +224,45 @@ public sealed class RuncContainer : IAsyncDisposable
         }
         catch (IOException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Once per process: deletes containers left behind by test processes that died before disposing them (their
+    /// bundle's owner pid is gone), with their leaf and pod cgroup directories.
+    /// </summary>
+    private static async Task SweepAbandonedAsync()
+    {
+        if (Interlocked.Exchange(ref _swept, 1) != 0 || !Directory.Exists(BundlesRoot))
+            return;
+        foreach (var bundle in Directory.EnumerateDirectories(BundlesRoot))
+        {
+            var ownerPath = Path.Combine(bundle, OwnerFile);
+            if (!File.Exists(ownerPath) || !int.TryParse(File.ReadAllText(ownerPath), out var owner) || Directory.Exists($"/proc/{owner}"))
+                continue;
+            try
+            {
+                var id = Path.GetFileName(bundle);
+                await HostProcess.RunAsync("runc", ["delete", "-f", id], TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+                var config = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(bundle, "config.json")).ConfigureAwait(false));
+                var cgroupsPath = (string?)config?["linux"]?["cgroupsPath"];
+                if (!string.IsNullOrEmpty(cgroupsPath) && cgroupsPath.Count(c => c == '/') >= 3)
+                {
+                    foreach (var hierarchy in Hierarchies())
+                    {
+                        var leaf = hierarchy + cgroupsPath;
+                        foreach (var dir in (string[])[leaf, Path.GetDirectoryName(leaf)!])
+                        {
+                            try { Directory.Delete(dir); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                        }
+                    }
+                }
+                Directory.Delete(bundle, recursive: true);
+            }
+            catch (Exception)
+            {
+                // Best effort: an abandoned container must not fail an unrelated test.
+            }
         }
     }
 
