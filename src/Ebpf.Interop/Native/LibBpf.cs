@@ -99,7 +99,11 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Library, EntryPoint = "ring_buffer__free")]
     internal static partial void ring_buffer__free(IntPtr rb);
 
-    /// <summary>Legacy error extraction: with libbpf 1.x it returns -errno for NULL, 0 otherwise.</summary>
+    /// <summary>
+    /// Legacy error extraction: with libbpf 1.x it returns -errno for NULL, 0 otherwise. We read errno through
+    /// SetLastError instead (Marshal.GetLastPInvokeError), because the runtime may clobber errno between the failing
+    /// call and a second P/Invoke; kept for diagnostics.
+    /// </summary>
     [LibraryImport(Library, EntryPoint = "libbpf_get_error")]
     internal static partial nint libbpf_get_error(IntPtr ptr);
 
