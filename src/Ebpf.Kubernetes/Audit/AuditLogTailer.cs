@@ -97,28 +97,30 @@ public sealed partial class AuditLogTailer : IDisposable
 
         for (var switches = 0; switches < 8; switches++)
         {
+            // Check before reading: after copytruncate the file may already have regrown past our offset, and reading
+            // on from there would deliver the tail of unrelated lines.
+            var file = _file!;
+            var (_, size) = FileStat.Of(file.Handle);
+            if (size < file.ReadOffset || !HeadUnchanged(file))
+            {
+                Interlocked.Increment(ref Counters._truncations);
+                LogTruncated(_logger, _options.Path, file.ReadOffset, size);
+                file.ReadOffset = 0;
+                file.AckedOffset = 0;
+                file.HeadHash = null;
+                _lines.Reset(0);
+                _batch.Clear();
+                await WriteCheckpointAsync(file, ct);
+            }
+
             if (!await DrainAsync(ct))
             {
                 break;
             }
 
-            var file = _file!;
             var atPath = FileStat.Of(_options.Path);
             if (atPath is { } now && now.Identity == file.Identity)
             {
-                if (now.Size < file.ReadOffset || !HeadUnchanged(file))
-                {
-                    Interlocked.Increment(ref Counters._truncations);
-                    LogTruncated(_logger, _options.Path, file.ReadOffset, now.Size);
-                    file.ReadOffset = 0;
-                    file.AckedOffset = 0;
-                    file.HeadHash = null;
-                    _lines.Reset(0);
-                    _batch.Clear();
-                    await WriteCheckpointAsync(file, ct);
-                    continue;
-                }
-
                 break;
             }
 
