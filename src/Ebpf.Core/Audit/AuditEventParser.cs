@@ -308,7 +308,16 @@ public sealed class AuditEventParser
             {
                 reader.Read();
                 eventList = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("EventList"u8);
+                if (reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("Event"u8))
+                {
+                    return RecordShape.Native; // the API server writes kind first: skip scanning the rest
+                }
+
                 continue;
+            }
+            else if (reader.ValueTextEquals("auditID"u8))
+            {
+                return RecordShape.Native; // envelopes never carry a top-level auditID
             }
 
             reader.Read();
