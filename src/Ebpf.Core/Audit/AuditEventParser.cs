@@ -66,6 +66,10 @@ public sealed class AuditEventParser
         {
             return Reject(location, Describe(ex));
         }
+        catch (InvalidOperationException ex)
+        {
+            return Reject(location, ex.Message);
+        }
 
         return shape switch
         {
@@ -201,8 +205,11 @@ public sealed class AuditEventParser
         return new AuditParseBatch(items, null);
     }
 
-    /// <summary>Parses one log line (without its '\n'). Returns null for a blank line.</summary>
-    public AuditParseItem? ParseLine(ReadOnlySpan<byte> line, string source, long lineNumber)
+    /// <summary>
+    /// Parses one log line (without its '\n'); the location is "source:position", position being the line number
+    /// (importer) or the byte offset of the line in the file (tailer). Returns null for a blank line.
+    /// </summary>
+    public AuditParseItem? ParseLine(ReadOnlySpan<byte> line, string source, long position)
     {
         if (!line.IsEmpty && line[^1] == (byte)'\r')
         {
@@ -214,7 +221,7 @@ public sealed class AuditEventParser
             return null;
         }
 
-        return ParseRecord(line, $"{source}:{lineNumber}");
+        return ParseRecord(line, $"{source}:{position}");
     }
 
     /// <summary>
@@ -239,7 +246,7 @@ public sealed class AuditEventParser
             singleValue = !reader.Read();
             shape = singleValue ? DetectShape(utf8) : RecordShape.Native;
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             singleValue = false;
             shape = RecordShape.Native;

@@ -44,6 +44,16 @@ public sealed class AuditWebhookOptions
     /// <summary>Limits for parsing the body. Defaults to <see cref="AuditParserOptions"/> defaults.</summary>
     public AuditParserOptions Parser { get; set; } = new();
 
+    /// <summary>
+    /// Reads bearer tokens from a file (a mounted Secret): one token per line, blank lines ignored, surrounding
+    /// whitespace trimmed (Secret files often end with a newline). Several lines allow rotating without downtime.
+    /// </summary>
+    public static IReadOnlyList<string> ReadBearerTokenFile(string path)
+    {
+        var tokens = File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        return tokens.Count > 0 ? tokens : throw new ArgumentException($"Bearer token file {path} holds no token.");
+    }
+
     /// <summary>Throws <see cref="ArgumentException"/> with a clear message when the settings cannot work.</summary>
     public void Validate()
     {

@@ -20,7 +20,9 @@ internal static partial class FileStat
     // stx_dev_major @136, stx_dev_minor @140; 256 bytes in total.
     private const int StatxSize = 256;
 
-    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    // "libc.so.6", not "libc": the unversioned libc.so is a linker script that only exists with libc6-dev, which the
+    // runtime image (debian:bookworm-slim) does not have. glibc >= 2.28 exports statx.
+    [DllImport("libc.so.6", EntryPoint = "statx", SetLastError = true)]
     private static extern int Statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
 
     /// <summary>Identity and size of the file at <paramref name="path"/>, or null when it does not exist.</summary>

@@ -72,3 +72,24 @@ public sealed class AuditImporterTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }
+
+public sealed class AuditWebhookOptionsTests
+{
+    [Fact]
+    public void ReadBearerTokenFile_SecretWithTrailingNewlines_TrimsAndSkipsBlank()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, "tok-1\n\n  tok-2  \n");
+
+            Assert.Equal(["tok-1", "tok-2"], AuditWebhookOptions.ReadBearerTokenFile(path));
+            File.WriteAllText(path, "\n");
+            Assert.Throws<ArgumentException>(() => AuditWebhookOptions.ReadBearerTokenFile(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
