@@ -104,6 +104,23 @@ public sealed class AuditLogTailerTests : IDisposable
     }
 
     [Fact]
+    public async Task PollOnce_RotatedFileCompressedAndRemoved_StillFinishedFromOpenHandle()
+    {
+        using var tailer = NewTailer();
+        Append(LogPath, Lines.Take(3));
+        await tailer.PollOnceAsync(default);
+        Append(LogPath, Lines.Skip(3).Take(3));
+        var rotated = Path.Combine(_dir, "audit-2026-11-22T10-00-02.000.log");
+        File.Move(LogPath, rotated);
+        // lumberjack with compress=true writes <rotated>.gz and removes the rotated file.
+        File.Delete(rotated);
+        Append(LogPath, Lines.Skip(6).Take(2));
+
+        Assert.Equal(5, await tailer.PollOnceAsync(default));
+        Assert.Equal(Lines.Take(8).Select(Id).ToHashSet(), StoredIds);
+    }
+
+    [Fact]
     public async Task PollOnce_Truncated_RestartsAtZero()
     {
         using var tailer = NewTailer();

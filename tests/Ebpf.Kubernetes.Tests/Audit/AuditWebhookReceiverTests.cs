@@ -213,6 +213,8 @@ public sealed class AuditWebhookReceiverTests
         var first = client.SendAsync(Post(server.Uri, AuditFixtureLines.EventList(AuditFixtureLines.Demo.Take(3))));
         await entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
         using var second = await client.SendAsync(Post(server.Uri, AuditFixtureLines.EventList(AuditFixtureLines.Demo.Skip(3).Take(3))));
+        await Task.Delay(100);
+        Assert.False(first.IsCompleted, "answered before the sink acknowledged");
         release.SetResult();
         using var firstResponse = await first;
 
