@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ebpf.Core.Audit;
@@ -12,7 +13,9 @@ namespace Ebpf.Kubernetes.Audit;
 /// Rotation: the API server (lumberjack) renames the file to <c>&lt;name&gt;-&lt;UTC timestamp&gt;&lt;ext&gt;</c>, may gzip it
 /// later, and creates a new file; we keep the old file open, finish it, then switch. Truncation (size shrinks or the
 /// first bytes change) restarts at 0. The checkpoint (device, inode, offset, hash of the first bytes) is replaced
-/// atomically only after the sink acknowledged, so a restart resumes without gap or duplicate.
+/// atomically only after the sink acknowledged, so a restart resumes without gap or duplicate, also when the file was
+/// rotated (found again by inode among <c>&lt;name&gt;-*&lt;ext&gt;</c>) or rotated and compressed (found by its head hash
+/// among <c>&lt;name&gt;-*&lt;ext&gt;.gz</c>) meanwhile.
 /// Not thread-safe: one loop (<see cref="RunAsync"/>) or one caller of <see cref="PollOnceAsync"/> at a time.
 /// </summary>
 public sealed partial class AuditLogTailer : IDisposable
@@ -414,9 +417,131 @@ public sealed partial class AuditLogTailer : IDisposable
             return true;
         }
 
-        Interlocked.Increment(ref Counters._resumeGaps);
-        LogResumeGap(_logger, _options.Path, checkpoint.Identity.ToString(), checkpoint.Offset);
+        var compressed = await ResumeFromCompressedAsync(checkpoint, ct);
+        if (compressed is null)
+        {
+            return false;
+        }
+
+        if (compressed == false)
+        {
+            Interlocked.Increment(ref Counters._resumeGaps);
+            LogResumeGap(_logger, _options.Path, checkpoint.Identity.ToString(), checkpoint.Offset);
+        }
+
         return true;
+    }
+
+    // lumberjack (compress: true) gzips a rotated file into <rotated>.gz and deletes it, so after a restart the
+    // checkpointed inode may be gone. The gzip holds the same bytes: find it by the hash of its first bytes, skip to
+    // the checkpointed offset and deliver the rest. Returns true if found and delivered, false if not found, null if
+    // the sink failed (retry on the next poll; re-delivery is deduped by the sink).
+    private async Task<bool?> ResumeFromCompressedAsync(Checkpoint checkpoint, CancellationToken ct)
+    {
+        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path))!;
+        var stem = System.IO.Path.GetFileNameWithoutExtension(_options.Path);
+        var extension = System.IO.Path.GetExtension(_options.Path);
+        foreach (var candidate in Directory.EnumerateFiles(directory, $"{stem}-*{extension}.gz").OrderDescending(StringComparer.Ordinal))
+        {
+            try
+            {
+                await using var gzip = new GZipStream(File.OpenRead(candidate), CompressionMode.Decompress);
+                var head = new byte[checkpoint.HeadLength];
+                if (await gzip.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct) != head.Length
+                    || !SHA256.HashData(head).AsSpan().SequenceEqual(checkpoint.HeadHash))
+                {
+                    continue;
+                }
+
+                LogResumed(_logger, candidate, checkpoint.Offset);
+                var name = System.IO.Path.GetFileName(candidate);
+                var lines = new AuditLineAssembler(_options.Parser.MaxEventBytes);
+                var batch = new List<AuditEvent>();
+                var position = (long)head.Length;
+                AuditLineAssembler.LineHandler handler = (line, start, _, overlong) =>
+                {
+                    var item = overlong ? new AuditParseItem($"{name}:{start}", null, "line over the limit") : _parser.ParseLine(line, name, start);
+                    if (item is null)
+                    {
+                        return;
+                    }
+
+                    Interlocked.Increment(ref Counters._lines);
+                    if (item.Event is { } ev)
+                    {
+                        batch.Add(ev);
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref Counters._rejected);
+                        LogLineRejected(_logger, item.Location, item.Rejection!);
+                    }
+                };
+
+                lines.Reset(checkpoint.Offset);
+                while (true)
+                {
+                    var read = await gzip.ReadAsync(_chunk, ct);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    var chunk = _chunk.AsSpan(0, read);
+                    if (position + read <= checkpoint.Offset)
+                    {
+                        position += read;
+                        continue;
+                    }
+
+                    var skip = (int)Math.Max(0, checkpoint.Offset - position);
+                    lines.Feed(chunk[skip..], position + skip, handler);
+                    position += read;
+                    if (batch.Count >= _options.MaxBatchEvents && !await AppendDirectAsync(batch, ct))
+                    {
+                        return null;
+                    }
+                }
+
+                lines.Complete(position, handler);
+                if (!await AppendDirectAsync(batch, ct))
+                {
+                    return null;
+                }
+
+                Interlocked.Increment(ref Counters._rotations);
+                return true;
+            }
+            catch (InvalidDataException ex)
+            {
+                LogCheckpointUnreadable(_logger, candidate, "corrupt gzip: " + ex.Message);
+            }
+        }
+
+        return false;
+    }
+
+    private async Task<bool> AppendDirectAsync(List<AuditEvent> batch, CancellationToken ct)
+    {
+        if (batch.Count == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            var result = await _sink.AppendAsync(batch.ToArray(), ct);
+            Interlocked.Add(ref Counters._appended, result.Appended);
+            Interlocked.Add(ref Counters._duplicates, result.Duplicates);
+            batch.Clear();
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref Counters._sinkFailures);
+            LogSinkFailed(_logger, _options.Path, ex);
+            return false;
+        }
     }
 
     private IEnumerable<string> CandidatePaths()

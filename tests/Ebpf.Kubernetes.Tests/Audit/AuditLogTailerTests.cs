@@ -235,6 +235,50 @@ public sealed class AuditLogTailerTests : IDisposable
     }
 
     [Fact]
+    public async Task Restart_AfterRotatedFileWasCompressedWhileDown_ReadsRestFromGzip()
+    {
+        using (var first = NewTailer())
+        {
+            Append(LogPath, Lines.Take(10));
+            await first.PollOnceAsync(default);
+        }
+
+        Append(LogPath, Lines.Skip(10).Take(3));
+        var rotated = Path.Combine(_dir, "audit-2026-11-22T10-06-00.000.log");
+        File.Move(LogPath, rotated);
+        await using (var gz = new System.IO.Compression.GZipStream(File.Create(rotated + ".gz"), System.IO.Compression.CompressionLevel.Fastest))
+        {
+            await gz.WriteAsync(await File.ReadAllBytesAsync(rotated));
+        }
+
+        File.Delete(rotated);
+        Append(LogPath, Lines.Skip(13).Take(4));
+        using var second = NewTailer();
+
+        Assert.Equal(7, await second.PollOnceAsync(default));
+        Assert.Equal(17, _sink.Delivered);
+        Assert.Equal(Lines.Take(17).Select(Id).ToHashSet(), StoredIds);
+        Assert.Equal(0, second.Counters.ResumeGaps);
+    }
+
+    [Fact]
+    public async Task Restart_CheckpointedFileGone_CountsGapAndReadsCurrent()
+    {
+        using (var first = NewTailer())
+        {
+            Append(LogPath, Lines.Take(3));
+            await first.PollOnceAsync(default);
+        }
+
+        File.Delete(LogPath);
+        Append(LogPath, Lines.Skip(3).Take(2));
+        using var second = NewTailer();
+
+        Assert.Equal(2, await second.PollOnceAsync(default));
+        Assert.Equal(1, second.Counters.ResumeGaps);
+    }
+
+    [Fact]
     public async Task PollOnce_SinkFails_NotCheckpointedAndReread()
     {
         var failures = 1;
