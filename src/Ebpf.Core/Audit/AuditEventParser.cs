@@ -140,6 +140,11 @@ public sealed class AuditEventParser
                         var index = 0;
                         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                         {
+                            if (index == _options.MaxListItems)
+                            {
+                                return new AuditParseBatch([], $"more than {_options.MaxListItems} items in the EventList");
+                            }
+
                             var start = (int)reader.TokenStartIndex;
                             reader.Skip();
                             var end = (int)reader.BytesConsumed;

@@ -12,6 +12,13 @@ public sealed class AuditParserOptions
     /// <summary>Largest whole document (an EventList, a JSON-lines chunk). Defaults to 64 MiB.</summary>
     public int MaxDocumentBytes { get; set; } = 64 * 1024 * 1024;
 
+    /// <summary>
+    /// Most items accepted in one EventList; more makes the whole list a document error. Bounds the per-item
+    /// bookkeeping a small body of many tiny items could cause. Defaults to 10,000 (kube-apiserver sends at most
+    /// --audit-webhook-batch-max-size, default 400).
+    /// </summary>
+    public int MaxListItems { get; set; } = 10_000;
+
     /// <summary>JSON nesting depth limit (JsonReaderOptions.MaxDepth). Defaults to 64, System.Text.Json's default.</summary>
     public int MaxDepth { get; set; } = 64;
 
@@ -45,6 +52,11 @@ public sealed class AuditParserOptions
         if (MinTimestamp >= MaxTimestamp)
         {
             throw new ArgumentException($"{nameof(MinTimestamp)} must be before {nameof(MaxTimestamp)}.");
+        }
+
+        if (MaxListItems < 1)
+        {
+            throw new ArgumentException($"{nameof(MaxListItems)} must be positive.");
         }
 
         if (MaxAuditIdLength < 1)

@@ -75,6 +75,15 @@ public sealed class AuditEventParserHostileInputTests
         Assert.Equal("items[2]", batch.Items[2].Location);
     }
 
+    [Fact]
+    public void ParseEventList_TooManyItems_DocumentError()
+    {
+        var parser = new AuditEventParser(new AuditParserOptions { MaxListItems = 100 });
+        var body = "{\"kind\":\"EventList\",\"items\":[" + string.Join(",", Enumerable.Repeat("{}", 101)) + "]}";
+
+        Assert.Contains("more than 100 items", parser.ParseEventList(Encoding.UTF8.GetBytes(body)).DocumentError, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("{\"kind\":\"EventList\",\"items\":[{}", "invalid JSON")]
     [InlineData("{\"kind\":\"Event\",\"items\":[]}", "expected \"EventList\"")]
