@@ -84,7 +84,7 @@ public sealed record AuditPolicyRule
             })) + "]");
         }
         if (NonResourceUrls.Count > 0) parts.Add($"nonResourceURLs=[{string.Join(",", NonResourceUrls)}]");
-        if (OmitStages != AuditStageFlags.None) parts.Add($"omitStages=[{AuditStages.Format(OmitStages)}]");
+        if (OmitStages != AuditStageFlags.None) parts.Add($"omitStages=[{AuditPolicyNames.Format(OmitStages)}]");
         if (OmitManagedFields is { } omf) parts.Add($"omitManagedFields={(omf ? "true" : "false")}");
         if (parts.Count == 1) parts.Add("(catch-all)");
         return string.Join(" ", parts);
@@ -100,7 +100,7 @@ public sealed record AuditPolicy
 }
 
 /// <summary>Names of audit stages and levels as spelled on the wire.</summary>
-public static class AuditStages
+public static class AuditPolicyNames
 {
     public static readonly IReadOnlyList<(string Name, AuditStageFlags Flag)> All =
     [

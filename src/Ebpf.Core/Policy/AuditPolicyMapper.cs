@@ -99,7 +99,7 @@ internal sealed partial class PolicyMapper(AuditPolicyLoaderOptions options)
             _errors.Add(Err(levelNode ?? map, path + ".level", "Required value: every rule needs a level",
                 "add 'level: None', 'level: Metadata', 'level: Request' or 'level: RequestResponse'"));
         }
-        else if (levelNode is not YScalar levelScalar || !AuditStages.TryParseLevel(levelScalar.Value, out level))
+        else if (levelNode is not YScalar levelScalar || !AuditPolicyNames.TryParseLevel(levelScalar.Value, out level))
         {
             var given = (levelNode as YScalar)?.Value ?? "(not a string)";
             _errors.Add(Err(levelNode, path + ".level",
@@ -227,13 +227,13 @@ internal sealed partial class PolicyMapper(AuditPolicyLoaderOptions options)
         var seq = node as YSequence;
         for (var i = 0; i < names.Length; i++)
         {
-            if (AuditStages.TryParse(names[i], out var stage))
+            if (AuditPolicyNames.TryParse(names[i], out var stage))
             {
                 stages |= stage;
                 continue;
             }
             // validation.go validateOmitStages.
-            var suggestion = Suggest(names[i], AuditStages.All.Select(a => a.Name).ToArray());
+            var suggestion = Suggest(names[i], AuditPolicyNames.All.Select(a => a.Name).ToArray());
             _errors.Add(Err(seq?.Items[i] ?? node!, $"{path}[{i}]",
                 $"Invalid value: \"{names[i]}\": allowed stages are RequestReceived,ResponseStarted,ResponseComplete,Panic",
                 suggestion is null ? null : $"use '{suggestion}' (stages are case-sensitive)"));
