@@ -5,7 +5,7 @@ namespace Ebpf.Core.Policy;
 /// k8s.io/apiserver/pkg/authorization/authorizer.Attributes that
 /// k8s.io/apiserver/pkg/audit/policy/checker.go reads. Null strings mean "".
 /// </summary>
-public readonly record struct PolicyRequest
+public readonly partial record struct PolicyRequest
 {
     /// <summary>Authenticated user name; null when there is no user info (then user and group rules never match).</summary>
     public string? User { get; init; }
