@@ -116,9 +116,11 @@ public static class AuditPolicyLoader
             try
             {
                 Expect<StreamStart>(parser);
+                parser.MoveNext();
                 if (parser.Current is StreamEnd)
                     throw Error(parser.Current.Start, "the policy file is empty", "start the file with 'apiVersion: audit.k8s.io/v1' and 'kind: Policy'");
-                Expect<DocumentStart>(parser);
+                if (parser.Current is not DocumentStart)
+                    throw Error(parser.Current!.Start, "expected a YAML document");
                 parser.MoveNext();
                 var root = ReadNodeCore(parser, 0, options, ref nodes);
                 if (parser.Current is not DocumentEnd)
