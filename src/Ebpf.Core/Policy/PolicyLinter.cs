@@ -129,20 +129,20 @@ public static class PolicyLinter
         }
     }
 
-    private static readonly (string Resource, string Subresource, string[] Verbs)[] CorrelationRequests =
+    private static readonly (string Resource, string Subresource, string[] Verbs, string Impact)[] CorrelationRequests =
     [
         // SPDY exec/attach/port-forward are "create"; kubectl >= 1.30 uses WebSockets, recorded as "get".
-        ("pods", "exec", ["create", "get"]),
-        ("pods", "attach", ["create", "get"]),
-        ("pods", "portforward", ["create", "get"]),
+        ("pods", "exec", ["create", "get"], "exec sessions cannot be attributed to the user who started them"),
+        ("pods", "attach", ["create", "get"], "attach sessions cannot be attributed to the user who started them"),
+        ("pods", "portforward", ["create", "get"], "port-forward tunnels into pods cannot be attributed"),
         // kubectl debug adds an ephemeral container with a patch (update for older clients).
-        ("pods", "ephemeralcontainers", ["patch", "update"]),
-        ("serviceaccounts", "token", ["create"]),
+        ("pods", "ephemeralcontainers", ["patch", "update"], "debug containers (kubectl debug) cannot be attributed"),
+        ("serviceaccounts", "token", ["create"], "minted service-account tokens cannot be traced back to who requested them"),
     ];
 
     private static void CheckCorrelationCapture(AuditPolicyEvaluator evaluator, List<PolicyFinding> findings)
     {
-        foreach (var (resource, subresource, verbs) in CorrelationRequests)
+        foreach (var (resource, subresource, verbs, impact) in CorrelationRequests)
         {
             var combined = $"{resource}/{subresource}";
             PolicyRequest? missed = null;
@@ -177,7 +177,7 @@ public static class PolicyLinter
             {
                 var why = missedRule >= 0 ? $"rule {missedRule} sets level None for it" : "no rule matches it (default level None)";
                 findings.Add(new PolicyFinding(PolicyFindingSeverity.Error, PolicyFindingCodes.CorrelationNotCaptured, missedRule >= 0 ? missedRule : null,
-                    $"{combined} is not audited ({m}): {why}; exec sessions cannot be attributed to the user who started them",
+                    $"{combined} is not audited ({m}): {why}; {impact}",
                     $"insert near the top: '- level: Metadata' with 'resources: [{{group: \"\", resources: [\"{combined}\"]}}]'"));
             }
             if (stageProblem is { } sp)
