@@ -22,12 +22,13 @@ public readonly record struct AuditEventSize(long Total, long RequestObject, lon
     /// <summary>Measures a native event's JSON: the two object properties (name, value and separator) at top level.</summary>
     public static AuditEventSize Measure(ReadOnlySpan<byte> json)
     {
-        long request = 0, response = 0;
+        long request = 0, response = 0, total = json.Length;
         try
         {
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 256 });
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 return new AuditEventSize(json.Length, 0, 0);
+            var objectStart = reader.TokenStartIndex;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var start = reader.TokenStartIndex;
@@ -42,12 +43,15 @@ public readonly record struct AuditEventSize(long Total, long RequestObject, lon
                     if (isRequest) request = length; else response = length;
                 }
             }
+            // The event as a log line: the object itself, without whitespace around it in the source.
+            if (reader.TokenType == JsonTokenType.EndObject)
+                total = reader.BytesConsumed - objectStart;
         }
         catch (JsonException)
         {
             // Sizes of an event the parser accepted but we cannot walk: count it whole.
         }
-        return new AuditEventSize(json.Length, request, response);
+        return new AuditEventSize(total, request, response);
     }
 
     /// <summary>Sizes of a parsed event: exact for native events, from the parsed objects for cloud envelopes.</summary>
