@@ -134,6 +134,13 @@ public static class AuditPolicyLoader
             {
                 throw new AuditPolicyException(new AuditPolicyError((int)ex.Start.Line, (int)ex.Start.Column, "", "invalid YAML: " + StripMark(ex.Message)));
             }
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or IndexOutOfRangeException or FormatException or OverflowException)
+            {
+                // YamlDotNet's scanner throws these on some malformed input (found by PolicyFuzzTests); the last
+                // event it produced is the closest position we have.
+                var at = parser.Current?.End ?? Mark.Empty;
+                throw new AuditPolicyException(new AuditPolicyError((int)at.Line, (int)at.Column, "", $"invalid YAML near here ({ex.GetType().Name}: {ex.Message})"));
+            }
         }
 
         private static string StripMark(string message)
