@@ -7,6 +7,11 @@ namespace Ebpf.Core.Policy;
 /// <c>ruleMatches</c>, <c>ruleMatchesResource</c>, <c>ruleMatchesNonResource</c> and <c>pathMatches</c>.
 /// Thread-safe and allocation-free per evaluation.
 /// </summary>
+/// <remarks>
+/// The level is returned exactly as the matching rule states it, also Request/RequestResponse for non-resource
+/// requests: k8s.io/apiserver/pkg/endpoints/filters/audit.go (evaluatePolicyAndCreateAuditEvent) records that
+/// level on the event unchanged; such requests simply never have a request/response object to log.
+/// </remarks>
 public sealed class AuditPolicyEvaluator
 {
     private readonly CompiledRule[] _rules;
