@@ -37,7 +37,7 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
     private readonly Lock _scanLock = new();
     private long _lastRescanTimestamp;
     private long _rescans;
-    private bool _scannedOnce;
+    private bool _rescannedForMiss;
 
     public CgroupHierarchy(CgroupHierarchyOptions? options = null, TimeProvider? time = null, ILogger<CgroupHierarchy>? logger = null)
     {
@@ -46,7 +46,6 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         MountPoint = _options.MountPoint ?? FindV2Mount(_options.MountInfoPath)
             ?? throw new InvalidOperationException($"no cgroup v2 mount in {_options.MountInfoPath}: cgroup v2 (unified or hybrid) is required");
-        _lastRescanTimestamp = _time.GetTimestamp();
     }
 
     public string MountPoint { get; }
@@ -94,13 +93,14 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
     {
         if (Map.TryGetPath(cgroupId, out path)) return true;
         long now = _time.GetTimestamp();
-        if (_scannedOnce && _time.GetElapsedTime(Interlocked.Read(ref _lastRescanTimestamp), now) < _options.RescanMinInterval) return false;
+        if (Volatile.Read(ref _rescannedForMiss) && _time.GetElapsedTime(Interlocked.Read(ref _lastRescanTimestamp), now) < _options.RescanMinInterval) return false;
         // One rescan at a time; others do not wait for it.
         if (!_scanLock.TryEnter()) return false;
         try
         {
             if (Map.TryGetPath(cgroupId, out path)) return true;
             Interlocked.Exchange(ref _lastRescanTimestamp, now);
+            Volatile.Write(ref _rescannedForMiss, true);
             Interlocked.Increment(ref _rescans);
             ScanLocked();
             return Map.TryGetPath(cgroupId, out path);
@@ -153,7 +153,6 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
         if (visited < _options.MaxDirectories)
             foreach (var id in Map.Snapshot().Keys)
                 if (!seen.Contains(id)) Map.MarkRemoved(id);
-        _scannedOnce = true;
         return visited;
     }
 
