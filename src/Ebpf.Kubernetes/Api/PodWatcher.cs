@@ -136,10 +136,17 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
                     _state = "synced";
                     _synced.TrySetResult();
                 }
-                resourceVersion = await WatchAsync(resourceVersion, () => failures = 0, cancellationToken).ConfigureAwait(false);
+                bool anyEvent = false;
+                resourceVersion = await WatchAsync(resourceVersion, () => { failures = 0; anyEvent = true; }, cancellationToken).ConfigureAwait(false);
                 ResourceVersion = resourceVersion;
-                _state = "synced";
-                // The server ended the watch (timeout) or the connection dropped cleanly: reopen from where we are.
+                // The server ended the watch (timeout) or the connection dropped: reopen from where we are. A watch
+                // that ends without a single line (not even a bookmark) is a misbehaving server or proxy: back off
+                // rather than reconnect in a tight loop.
+                if (!anyEvent)
+                {
+                    failures++;
+                    await Task.Delay(Backoff(failures), _time, cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
