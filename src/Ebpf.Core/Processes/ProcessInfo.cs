@@ -29,7 +29,8 @@ public sealed record ProcessInfo
     public bool Exited => ExitTime is not null;
     public int Tgid => Key.Tgid;
 
-    internal static string MakeExecId(ProcessKey key, int execCount) => $"{key}:{execCount}";
+    internal static string MakeExecId(ProcessKey key, int execCount) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{key.Tgid}@{key.StartTicks}:{execCount}");
 }
 
 /// <summary>A process found by a /proc scan at start-up (see ProcScanner in Ebpf.Kubernetes).</summary>

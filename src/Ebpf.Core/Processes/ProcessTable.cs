@@ -34,7 +34,8 @@ public sealed class ProcessTable
     private sealed class Node(ProcessInfo info)
     {
         public ProcessInfo Info = info;
-        public List<ProcessKey>? Children;
+        /// <summary>A set: removal on eviction must not scan a parent with thousands of children (a shim, init).</summary>
+        public HashSet<ProcessKey>? Children;
         /// <summary>Position in the recency list (all entries) and, once exited, in the exit-order list.</summary>
         public readonly LinkedListNode<ProcessKey> Recency = new(info.Key);
         public LinkedListNode<ProcessKey>? ExitOrder;
@@ -226,7 +227,7 @@ public sealed class ProcessTable
         return false;
     }
 
-    /// <summary>Known children (live and retained exited), in the order they appeared.</summary>
+    /// <summary>Known children (live and retained exited), oldest first.</summary>
     public IReadOnlyList<ProcessInfo> Children(ProcessKey key)
     {
         lock (_lock)
@@ -235,6 +236,7 @@ public sealed class ProcessTable
             var result = new List<ProcessInfo>(node.Children.Count);
             foreach (var child in node.Children)
                 if (_byKey.TryGetValue(child, out var c)) result.Add(c.Info);
+            result.Sort(static (a, b) => a.Key.StartTicks != b.Key.StartTicks ? a.Key.StartTicks.CompareTo(b.Key.StartTicks) : a.Key.Tgid.CompareTo(b.Key.Tgid));
             return result;
         }
     }
