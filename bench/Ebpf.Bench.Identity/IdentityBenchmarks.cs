@@ -42,6 +42,13 @@ public class IdentityBenchmarks
         }
     }
 
+    private const string SystemdContainerPath =
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8a6c3e2f_5b1d_4c2e_9f3a_1d2e3f4a5b6c.slice/cri-containerd-4c01db0b339c8c2f1a7c3e6a1f5e9d2b7a3c5e8f0a1b2c3d4e5f60718293a4b5.scope";
+
+    /// <summary>A cache miss's parsing step: allocates only the result (record + uid + id strings).</summary>
+    [Benchmark(Description = "Parse kubelet cgroup path (systemd)")]
+    public KubeletCgroupKind ParseSystemdPath() => KubeletCgroupPath.Parse(SystemdContainerPath, out _);
+
     [Benchmark(Description = "Resolve cgroup id (cache hit)")]
     public WorkloadIdentity ResolveCacheHit()
     {

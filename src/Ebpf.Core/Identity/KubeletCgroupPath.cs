@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace Ebpf.Core.Identity;
 
 /// <summary>What a cgroup path says about Kubernetes.</summary>
@@ -29,7 +31,7 @@ public static class KubeletCgroupPath
     private const int ContainerIdLength = 64;
 
     /// <summary>True when <paramref name="path"/> is a container cgroup (or below one).</summary>
-    public static bool TryParse(string path, out ContainerCgroup container)
+    public static bool TryParse(string path, [MaybeNullWhen(false)] out ContainerCgroup container)
     {
         var kind = Parse(path, out var result);
         container = result!;

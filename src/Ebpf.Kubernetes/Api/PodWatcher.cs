@@ -19,6 +19,13 @@ public sealed class PodWatcherOptions
     /// <summary>Server-side watch timeout (timeoutSeconds); the watch is reopened after it. Defaults to 5 minutes.</summary>
     public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Longest silence on an open watch before the connection is taken for dead (a NAT or proxy dropped it without a
+    /// reset) and reopened. The server ends each watch after <see cref="WatchTimeout"/> and sends bookmarks about once
+    /// a minute, so this only fires on broken connections. Defaults to 6 minutes.
+    /// </summary>
+    public TimeSpan WatchIdleTimeout { get; set; } = TimeSpan.FromMinutes(6);
+
     /// <summary>Longest watch event line accepted; longer ones are skipped and counted. Defaults to 4 MiB.</summary>
     public int MaxWatchLineBytes { get; set; } = 4 << 20;
 
@@ -36,6 +43,7 @@ public sealed class PodWatcherOptions
         if (!standalone && string.IsNullOrWhiteSpace(NodeName)) throw new ArgumentException("PodWatcherOptions.NodeName is required to watch this node's pods");
         if (PageSize < 1) throw new ArgumentOutOfRangeException(nameof(PageSize), "must be at least 1");
         if (WatchTimeout < TimeSpan.FromSeconds(1)) throw new ArgumentOutOfRangeException(nameof(WatchTimeout), "must be at least 1 s");
+        if (WatchIdleTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(WatchIdleTimeout), "must be positive");
         if (MaxWatchLineBytes < 1024) throw new ArgumentOutOfRangeException(nameof(MaxWatchLineBytes), "must be at least 1 KiB");
         if (MaxPods < 1) throw new ArgumentOutOfRangeException(nameof(MaxPods), "must be at least 1");
         if (InitialBackoff <= TimeSpan.Zero || MaxBackoff < InitialBackoff) throw new ArgumentOutOfRangeException(nameof(InitialBackoff), "need 0 < InitialBackoff <= MaxBackoff");
@@ -207,10 +215,13 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
             (int)_options.WatchTimeout.TotalSeconds, cancellationToken).ConfigureAwait(false);
         var reader = new WatchLineReader(stream, _options.MaxWatchLineBytes);
         long oversizedBefore = 0;
+        using var idle = new CancellationTokenSource(_options.WatchIdleTimeout, _time);
+        using var readCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, idle.Token);
         try
         {
-            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            while (await reader.ReadLineAsync(readCancellation.Token).ConfigureAwait(false) is { } line)
             {
+                idle.CancelAfter(_options.WatchIdleTimeout);
                 if (reader.OversizedLines != oversizedBefore)
                 {
                     Interlocked.Add(ref _oversizedLines, reader.OversizedLines - oversizedBefore);
@@ -229,6 +240,10 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
         }
         catch (HttpRequestException) when (!cancellationToken.IsCancellationRequested)
         {
+        }
+        catch (OperationCanceledException) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            LogIdle(_logger, _options.WatchIdleTimeout.TotalSeconds);
         }
         if (reader.OversizedLines != oversizedBefore) Interlocked.Add(ref _oversizedLines, reader.OversizedLines - oversizedBefore);
         return resourceVersion;
@@ -348,6 +363,9 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
 
     [LoggerMessage(EventId = 2302, Level = LogLevel.Warning, Message = "skipped a pod object: {Reason}")]
     private static partial void LogSkipped(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 2304, Level = LogLevel.Information, Message = "pod watch silent for {Seconds:F0} s: reconnecting")]
+    private static partial void LogIdle(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 2303, Level = LogLevel.Warning, Message = "skipped a watch event longer than {MaxBytes} bytes")]
     private static partial void LogOversized(ILogger logger, int maxBytes);

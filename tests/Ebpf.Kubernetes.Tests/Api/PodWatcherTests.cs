@@ -268,6 +268,22 @@ public sealed class PodWatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Watch_SilentConnection_ReopenedAfterIdleTimeout()
+    {
+        await _server.DisposeAsync();
+        _server = await KubeApiTestServer.StartAsync(new KubeApiTestServerOptions { BookmarkInterval = TimeSpan.FromHours(1) });
+        var options = Options();
+        options.WatchIdleTimeout = TimeSpan.FromMilliseconds(300);
+        var watcher = StartWatcher(options);
+        await SyncedAsync(watcher);
+        await Wait.UntilAsync(() => _server.WatchRequests >= 3, "watch reopened after silence");
+        Assert.Equal(1, watcher.Lists);
+        Assert.Equal(0, watcher.Errors);
+        _server.AddPod(KubePodTemplate.Create("shop", "after-idle", Node));
+        await Wait.UntilAsync(() => watcher.TryGetPod("shop", "after-idle", out _), "pod after idle reconnects");
+    }
+
+    [Fact]
     public async Task Start_Standalone_SyncedAtOnceAndEmpty()
     {
         await using var watcher = new PodWatcher(null, new PodWatcherOptions());

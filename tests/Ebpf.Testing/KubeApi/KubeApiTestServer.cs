@@ -330,7 +330,9 @@ public sealed class KubeApiTestServer : IAsyncDisposable
             return;
         }
         context.Response.ContentType = "application/json";
+        // Like the real server, send the headers at once: a client waits for them before reading any event.
         await context.Response.StartAsync().ConfigureAwait(false);
+        await context.Response.Body.FlushAsync().ConfigureAwait(false);
         if (gone)
         {
             await WriteLineAsync(context, GoneEvent(startRv)).ConfigureAwait(false);
