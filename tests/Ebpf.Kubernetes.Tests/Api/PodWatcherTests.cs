@@ -284,6 +284,27 @@ public sealed class PodWatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task List_HugeBody_RejectedWithClearErrorThenRecovers()
+    {
+        string huge = "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[" + string.Join(",", Enumerable.Repeat("{}", 1 << 20)) + "]}";
+        _server.AddPod(KubePodTemplate.Create("shop", "good", Node));
+        var client = new KubeApiClient(new KubeClientConfig { Server = _server.BaseAddress, Token = _server.Token },
+            new KubeApiClientOptions { MaxListResponseBytes = 1 << 20 });
+        _server.OverrideNextListBody(huge);
+        var e = await Assert.ThrowsAsync<KubeApiException>(() => client.ListPodsAsync(null, 10, null, CancellationToken.None));
+        Assert.Contains("larger than 1048576 bytes", e.Message);
+
+        _server.OverrideNextListBody(huge);
+        var watcher = new PodWatcher(client, Options());
+        _disposables.Add(watcher);
+        watcher.Start();
+        await SyncedAsync(watcher);
+        Assert.Equal(1, watcher.Errors);
+        Assert.True(watcher.TryGetPod("shop", "good", out _));
+        Assert.Equal(3, _server.ListRequests);
+    }
+
+    [Fact]
     public async Task Start_Standalone_SyncedAtOnceAndEmpty()
     {
         await using var watcher = new PodWatcher(null, new PodWatcherOptions());
