@@ -1,7 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Ebpf.Events;
+namespace Ebpf.Events
+{
 
 // C# mirrors of bpf/include/events.h, in one place. Each struct carries the C name it mirrors;
 // each field is the PascalCase of the C field name. BtfLayoutTests compares sizes, offsets, field
@@ -85,6 +86,12 @@ public enum FilterMode : uint
     Containers = 2,
 }
 
+}
+
+// The record structs themselves live apart from the managed event model: they share names with the
+// correlation inputs (ConnectRecord, FileOpenRecord ...) and only the decoder and the layout test need them.
+namespace Ebpf.Events.Native
+{
 /// <summary>16 bytes of a fixed-size C array (comm).</summary>
 [InlineArray(16)]
 public struct NativeBytes16
@@ -206,4 +213,5 @@ public struct CgroupRecord
     [FieldOffset(40)] public uint Level;
     [FieldOffset(44)] public ushort PathLen;
     [FieldOffset(46)] public ushort CgroupFlags;
+}
 }

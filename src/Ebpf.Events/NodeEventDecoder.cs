@@ -1,6 +1,7 @@
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Ebpf.Events.Native;
 using System.Text;
 
 namespace Ebpf.Events;
