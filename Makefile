@@ -6,9 +6,9 @@ BPF_OUT := build/bpf
 CLANG ?= clang
 BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-BPF_SOURCES := $(wildcard bpf/*.bpf.c)
-BPF_OBJECTS := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SOURCES))
-BPF_HEADERS := $(wildcard bpf/include/*.h bpf/lib/*.h)
+# One object: bpf/agent.bpf.c includes every hook family (bpf/*.bpf.c) so they share one ring buffer.
+BPF_OBJECT := $(BPF_OUT)/agent.bpf.o
+BPF_SOURCES := $(wildcard bpf/*.bpf.c bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev runc busybox-static libbpf-tools iproute2 kubectl nodejs
 ARGS ?=
 
@@ -31,11 +31,13 @@ vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
 
 ## bpf: compile the CO-RE programs (embedded into Ebpf.Interop at build)
-bpf: $(BPF_OBJECTS)
+bpf: $(BPF_OBJECT)
 
-$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS) | deps
+# -g: the object must carry BTF (CO-RE relocations, and the layout test reads the record structs from it).
+# -mcpu=v3: atomic fetch-and-add with a result (the per-CPU scratch guard). llvm-strip -g drops DWARF only; .BTF stays.
+$(BPF_OBJECT): $(BPF_SOURCES) | deps
 	@mkdir -p $(BPF_OUT)
-	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf/include -Ibpf/lib -c $< -o $@
+	$(CLANG) -g -O2 -mcpu=v3 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf/include -Ibpf/lib -Ibpf -c bpf/agent.bpf.c -o $@
 	@llvm-strip -g $@ 2>/dev/null || true
 
 ## build: BPF objects and every .NET project

@@ -1,3 +1,9 @@
-// Placeholder entry point: the host is wired in src/Ebpf.Agent as the subsystems land.
-Console.Error.WriteLine("ebpf-agent: not wired yet");
-return 1;
+using System.CommandLine;
+using Ebpf.Agent.Commands;
+
+// ebpf-agent: the node agent. `run` is the DaemonSet's command; the others are tools for operators.
+var root = new RootCommand("ebpf-agent: joins Kubernetes audit events (who) with eBPF kernel events (what happened) on this node")
+{
+    VerifyCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

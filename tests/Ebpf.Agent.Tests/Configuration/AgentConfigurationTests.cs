@@ -1,0 +1,129 @@
+using Ebpf.Agent.Configuration;
+
+namespace Ebpf.Agent.Tests.Configuration;
+
+public sealed class AgentConfigurationTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("ebpf-config-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Write(string name, string text)
+    {
+        string path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public void Load_NoSources_DefaultsAndNodeNameFromEnvironment()
+    {
+        var options = AgentConfiguration.Load(null, new Dictionary<string, string?>(),
+            new Dictionary<string, string?> { ["NODE_NAME"] = "node-a" });
+
+        Assert.Equal("node-a", options.NodeName);
+        Assert.Equal("/var/lib/ebpf-agent", options.DataDirectory);
+        Assert.Equal("127.0.0.1:50051", options.Grpc.Listen);
+        Assert.Equal("containers", options.Capture.Filter);
+        Assert.Equal(TimeSpan.FromSeconds(2), options.Correlation.ClockSkew);
+        Assert.Empty(AgentOptionsValidator.Validate(options));
+    }
+
+    [Fact]
+    public void Load_FileEnvironmentFlags_LaterSourcesWin()
+    {
+        string file = Write("agent.yaml", """
+            dataDirectory: /from/file
+            nodeName: file-node
+            grpc:
+              listen: "*:6000"
+            capture:
+              filter: all
+              filePrefixes: [/etc, /var/run/secrets]
+            """);
+        var env = new Dictionary<string, string?> { ["EBPF_Grpc__Listen"] = "127.0.0.1:7000", ["NODE_NAME"] = "ignored" };
+        var flags = new Dictionary<string, string?> { ["DataDirectory"] = "/from/flag" };
+
+        var options = AgentConfiguration.Load(file, flags, env);
+
+        Assert.Equal("/from/flag", options.DataDirectory);
+        Assert.Equal("127.0.0.1:7000", options.Grpc.Listen);
+        Assert.Equal("file-node", options.NodeName);
+        Assert.Equal("all", options.Capture.Filter);
+        Assert.Equal(["/etc", "/var/run/secrets"], options.Capture.FilePrefixes);
+    }
+
+    [Fact]
+    public void Load_UnknownKey_ClearError()
+    {
+        string file = Write("agent.yaml", "grpc:\n  lisen: \"*:1\"\n");
+
+        var e = Assert.Throws<ConfigurationException>(() => AgentConfiguration.Load(file, new Dictionary<string, string?>(), new Dictionary<string, string?>()));
+
+        Assert.Contains("lisen", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("grpc: [unclosed", "line")]
+    [InlineData("- just\n- a list\n", "mapping")]
+    public void Load_MalformedYaml_ClearError(string yaml, string expected)
+    {
+        string file = Write("bad.yaml", yaml);
+
+        var e = Assert.Throws<ConfigurationException>(() => AgentConfiguration.Load(file, new Dictionary<string, string?>(), new Dictionary<string, string?>()));
+
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_MissingFile_SaysWhich()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => AgentConfiguration.Load("/nonexistent/agent.yaml", new Dictionary<string, string?>(), new Dictionary<string, string?>()));
+        Assert.Contains("/nonexistent/agent.yaml", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_BadValues_EveryProblemNamed()
+    {
+        var options = new AgentOptions
+        {
+            NodeName = "n",
+            Grpc = { Listen = "nonsense" },
+            Webhook = { CertificatePath = "/nope.crt" },
+            Capture = { Filter = "some", RingBufferBytes = 5000 },
+            Retention = { MaxAge = TimeSpan.Zero },
+        };
+
+        var errors = AgentOptionsValidator.Validate(options);
+
+        Assert.Contains(errors, e => e.StartsWith("grpc.listen", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("certificatePath and keyPath go together", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("/nope.crt", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("capture.filter", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("capture.ringBufferBytes", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("retention.maxAge", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:50051", "127.0.0.1", 50051)]
+    [InlineData("*:9090", "0.0.0.0", 9090)]
+    [InlineData("[::1]:8443", "::1", 8443)]
+    [InlineData("localhost:1", "127.0.0.1", 1)]
+    public void ListenAddress_Valid_Parsed(string text, string address, int port)
+    {
+        Assert.True(ListenAddress.TryParse(text, out var endpoint, out _));
+        Assert.Equal(address, endpoint!.Address.ToString());
+        Assert.Equal(port, endpoint.Port);
+    }
+
+    [Theory]
+    [InlineData("50051")]
+    [InlineData("host:")]
+    [InlineData("example.com:80")]
+    [InlineData("127.0.0.1:99999")]
+    public void ListenAddress_Invalid_Error(string text)
+    {
+        Assert.False(ListenAddress.TryParse(text, out _, out string? error));
+        Assert.NotNull(error);
+    }
+}
