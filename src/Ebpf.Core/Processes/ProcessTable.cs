@@ -227,6 +227,13 @@ public sealed class ProcessTable
         return false;
     }
 
+    /// <summary>Every live process, in no particular order: a copy, for start-up seeding of consumers.</summary>
+    public IReadOnlyList<ProcessInfo> LiveProcesses()
+    {
+        lock (_lock)
+            return _liveByTgid.Values.Select(key => _byKey[key].Info).ToList();
+    }
+
     /// <summary>Known children (live and retained exited), oldest first.</summary>
     public IReadOnlyList<ProcessInfo> Children(ProcessKey key)
     {
