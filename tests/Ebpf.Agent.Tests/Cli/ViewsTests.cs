@@ -78,7 +78,7 @@ public sealed class ViewsTests
     [Fact]
     public void RecordLine_Dropped_Explicit()
     {
-        var line = Views.RecordLine(new Ebpf.Api.V1.Record { Sequence = 42, Dropped = new Dropped { Count = 7, Total = 9 } });
+        var line = Ebpf.Api.RecordText.Line(new Ebpf.Api.V1.Record { Sequence = 42, Dropped = new Dropped { Count = 7, Total = 9 } });
         Assert.Equal("#42 !! 7 records dropped (this subscriber was too slow; 9 in total)", line);
     }
 
