@@ -142,7 +142,7 @@ public sealed partial class PortForward : IAsyncDisposable
                 {
                     await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
                     string err;
-                    lock (stderr) err = stderr.ToString().Trim();
+                    lock (stderr) err = LastError(stderr.ToString());
                     throw new AgentDiscoveryException($"kubectl port-forward to {agent.Namespace}/{agent.Name} exited ({process.ExitCode}): {err}");
                 }
                 if (TryParseForwardingLine(line, out int port))
@@ -178,6 +178,16 @@ public sealed partial class PortForward : IAsyncDisposable
 
     [GeneratedRegex(@"^Forwarding from 127\.0\.0\.1:(\d+) -> \d+\s*$")]
     private static partial Regex ForwardingLine();
+
+    /// <summary>
+    /// kubectl's verdict from its stderr: client-go logs warnings (klog "E1122 ...") before the final
+    /// "error: ..." / "Error from server ..." line, which is the one that explains the failure.
+    /// </summary>
+    public static string LastError(string stderr)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.LastOrDefault(l => l.StartsWith("error", StringComparison.OrdinalIgnoreCase)) ?? lines.LastOrDefault() ?? "(no output)";
+    }
 
     private static void Kill(Process process)
     {
