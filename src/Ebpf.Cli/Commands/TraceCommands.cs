@@ -64,7 +64,7 @@ public static class TraceCommands
             var response = await connection.Client.ListSessionsAsync(request, ctx.Call).ConfigureAwait(false);
             ctx.WriteList(response.Sessions, console => Views.Sessions(console, response.Sessions, ctx.Format == OutputFormat.Wide));
             return AgentExit.Ok;
-        }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (parse.GetValue(ns) ?? "default", p) : null));
+        }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (DiscoveryNamespace(parse, ns, options, environment), p) : null));
         return command;
     }
 
@@ -205,7 +205,7 @@ public static class TraceCommands
             var response = await connection.Client.ListFindingsAsync(request, ctx.Call).ConfigureAwait(false);
             ctx.WriteList(response.Findings, console => Views.Findings(console, response.Findings));
             return AgentExit.Ok;
-        }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (parse.GetValue(ns) ?? "default", p) : null));
+        }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (DiscoveryNamespace(parse, ns, options, environment), p) : null));
         return command;
     }
 
@@ -222,6 +222,13 @@ public static class TraceCommands
         }));
         return command;
     }
+
+    /// <summary>
+    /// The namespace used to look up --pod's node: -n, else the kubeconfig context's, else "default" (the request
+    /// itself keeps an empty namespace: all namespaces).
+    /// </summary>
+    private static string DiscoveryNamespace(ParseResult parse, Option<string?> ns, AgentConnectionOptions options, CliEnvironment environment) =>
+        parse.GetValue(ns) is { Length: > 0 } n ? n : AgentConnection.KubeconfigNamespace(parse, options, environment) ?? "default";
 
     private static Timestamp? Point(string? text, string flag, DateTimeOffset now)
     {

@@ -159,6 +159,18 @@ public sealed class AgentDiscoveryTests : IAsyncLifetime
         Assert.Equal("unable to listen", PortForward.LastError("W1 something\nunable to listen\n"));
     }
 
+    [Fact]
+    public async Task Cli_SessionsWithPodButNoNamespace_LooksThePodUpInContextNamespace()
+    {
+        await File.WriteAllTextAsync(_kubeconfig, _server.Kubeconfig().Replace("namespace: default", "namespace: kube-system", StringComparison.Ordinal));
+        var error = new StringWriter();
+
+        int exit = await CliRoot.RunAsync(["sessions", "--pod", "web-0", "--kubeconfig", _kubeconfig], new StringWriter(), error, AgentFixture.Environment());
+
+        Assert.Equal(AgentExit.Unreachable, exit);
+        Assert.Contains("pod kube-system/web-0 not found", error.ToString());
+    }
+
     [Theory]
     [InlineData("Forwarding from 127.0.0.1:43817 -> 50051", 43817)]
     [InlineData("Forwarding from 127.0.0.1:1 -> 50051\r", 1)]
