@@ -110,6 +110,44 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
         _run = Task.Run(() => RunAsync(_stop.Token));
     }
 
+    /// <summary>
+    /// Standalone with known pods: loads a pod list as `kubectl get pods -o json` prints it (kind List or PodList),
+    /// keeping the pods on this node. For nodes without API access (air-gapped forensics, a demo on one machine).
+    /// Returns how many pods were loaded; throws <see cref="InvalidDataException"/> for a file that is not a pod list.
+    /// </summary>
+    public int LoadSnapshot(string path)
+    {
+        if (_client is not null)
+            throw new InvalidOperationException("a pod snapshot is for standalone mode; this watcher follows an API server");
+        var info = new FileInfo(path);
+        if (!info.Exists)
+            throw new InvalidDataException($"pod snapshot '{path}' does not exist");
+        if (info.Length > 64L * 1024 * 1024)
+            throw new InvalidDataException($"pod snapshot '{path}' is {info.Length} bytes; the limit is 64 MiB");
+        RawPodList? list;
+        try
+        {
+            using var stream = info.OpenRead();
+            list = JsonSerializer.Deserialize(stream, KubeJsonContext.Default.RawPodList);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"pod snapshot '{path}' is not JSON: {e.Message}", e);
+        }
+        if (list?.Items is null || list.Kind is not ("List" or "PodList"))
+            throw new InvalidDataException($"pod snapshot '{path}' is not a pod list (expected kind List or PodList with items, as `kubectl get pods -o json` prints)");
+        int loaded = 0;
+        foreach (var item in list.Items)
+        {
+            if (DecodePod(item) is not { } pod || (pod.NodeName.Length > 0 && pod.NodeName != _options.NodeName) || loaded >= _options.MaxPods)
+                continue;
+            Upsert(pod);
+            loaded++;
+        }
+        _state = $"standalone (pod snapshot: {loaded} pods)";
+        return loaded;
+    }
+
     public IReadOnlyCollection<PodMetadata> Pods => _byUid.Values.ToList();
 
     public bool TryGetPod(string podUid, [NotNullWhen(true)] out PodMetadata? pod) => _byUid.TryGetValue(podUid, out pod);
