@@ -95,10 +95,15 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
     public string State => _state;
 
     public int Count => _byUid.Count;
+    /// <summary>
+    /// Full lists applied to the cache: the first sync plus every re-list (after 410 Gone). Counted once the list is
+    /// in the cache, so a reader that sees the count grow sees the list's pods; failed lists count in <see cref="Errors"/>.
+    /// </summary>
     public long Lists => Interlocked.Read(ref _lists);
     public long Watches => Interlocked.Read(ref _watches);
     public long SkippedObjects => Interlocked.Read(ref _skippedObjects);
     public long OversizedLines => Interlocked.Read(ref _oversizedLines);
+    /// <summary>Failed list/watch attempts (each one logged and retried with backoff).</summary>
     public long Errors => Interlocked.Read(ref _errors);
     /// <summary>The resourceVersion the next watch starts from.</summary>
     public string? ResourceVersion { get; private set; }
@@ -203,13 +208,15 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
                 LogGone(_logger, resourceVersion ?? "");
                 resourceVersion = null;
             }
-            catch (Exception e) when (e is KubeApiException or HttpRequestException or IOException or OperationCanceledException or JsonException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
+                // Any failure, not only the expected transport/API ones: whatever a hostile or broken response (or a
+                // PodChanged handler) throws must not end the loop silently, which would freeze the cache for good.
                 Interlocked.Increment(ref _errors);
                 _state = "error: " + e.Message;
                 failures++;
                 var delay = Backoff(failures);
-                LogRetry(_logger, e.Message, delay.TotalMilliseconds);
+                LogRetry(_logger, e.GetType().Name, e.Message, delay.TotalMilliseconds);
                 try { await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false); }
                 catch (OperationCanceledException) { break; }
             }
@@ -226,7 +233,6 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
 
     private async Task<string> ListAsync(CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _lists);
         string selector = "spec.nodeName=" + _options.NodeName;
         var seen = new Dictionary<string, PodMetadata>(StringComparer.Ordinal);
         string? continueToken = null;
@@ -243,6 +249,7 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
         foreach (var uid in _byUid.Keys)
             if (!seen.ContainsKey(uid)) Remove(uid);
         foreach (var pod in seen.Values) Upsert(pod);
+        Interlocked.Increment(ref _lists);
         return resourceVersion;
     }
 
@@ -396,8 +403,8 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
     [LoggerMessage(EventId = 2300, Level = LogLevel.Information, Message = "pod watch from resourceVersion {ResourceVersion} is gone (410): listing again")]
     private static partial void LogGone(ILogger logger, string resourceVersion);
 
-    [LoggerMessage(EventId = 2301, Level = LogLevel.Warning, Message = "pod list/watch failed: {Error}; retrying in {DelayMs:F0} ms")]
-    private static partial void LogRetry(ILogger logger, string error, double delayMs);
+    [LoggerMessage(EventId = 2301, Level = LogLevel.Warning, Message = "pod list/watch failed ({ErrorType}): {Error}; retrying in {DelayMs:F0} ms")]
+    private static partial void LogRetry(ILogger logger, string errorType, string error, double delayMs);
 
     [LoggerMessage(EventId = 2302, Level = LogLevel.Warning, Message = "skipped a pod object: {Reason}")]
     private static partial void LogSkipped(ILogger logger, string reason);
