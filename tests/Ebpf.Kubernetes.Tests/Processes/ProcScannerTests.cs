@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Ebpf.Core.Processes;
+using Ebpf.Interop;
 using Ebpf.Kubernetes.Cgroups;
 using Ebpf.Kubernetes.Processes;
 using Ebpf.Kubernetes.Tests.Cgroups;
@@ -25,7 +26,7 @@ public class ProcScannerTests
         try
         {
             int self = Environment.ProcessId;
-            var scanner = new ProcScanner(cgroupMount: CgroupHierarchy.FindV2Mount());
+            var scanner = new ProcScanner(cgroupMount: CgroupV2.FindMount());
             var seeds = scanner.Scan([self, sleep.Id]).ToDictionary(s => s.Tgid);
             var child = seeds[sleep.Id];
             var me = seeds[self];
@@ -86,7 +87,7 @@ public class ProcScannerTests
     [Fact]
     public void Scan_WholeProc_FindsInitAndThisProcessAndSeedsATable()
     {
-        var seeds = new ProcScanner(cgroupMount: CgroupHierarchy.FindV2Mount()).Scan();
+        var seeds = new ProcScanner(cgroupMount: CgroupV2.FindMount()).Scan();
         Assert.Contains(seeds, s => s.Tgid == 1);
         Assert.Contains(seeds, s => s.Tgid == Environment.ProcessId);
         var table = new ProcessTable();
