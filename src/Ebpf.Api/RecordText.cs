@@ -182,7 +182,9 @@ public static class RecordText
     public static string TimeText(Timestamp? t) =>
         t is null ? "" : t.ToDateTimeOffset().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    public static string ShortId(string id) => id.Length > 12 ? id[..12] : id;
+    /// <summary>A GUID (audit ids, container ids) is shortened to 12 characters, a unique enough prefix for `show`; other ids are shown whole.</summary>
+    public static string ShortId(string id) =>
+        id.Length > 12 && (Guid.TryParse(id, out _) || id.All(char.IsAsciiHexDigit)) ? id[..12] : id;
 
     public static string Or(params string?[] values) => values.FirstOrDefault(v => !string.IsNullOrEmpty(v)) ?? "";
 

@@ -205,6 +205,27 @@ public sealed class EventStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task GetSession_ShellReplacesItselfWithLastCommand_EveryImageKept()
+    {
+        // busybox/dash `sh -c "cat f; wget u"` forks for cat and execs wget in place of the shell.
+        await using var store = _dir.Open();
+        const string sh = "300@5000", cat = "301@5100";
+        await store.AppendAsync([
+            Records.Exec(sh, "90@4000", 300, "/bin/sh", ["sh", "-c", "cat f; wget u"], 1, "s-2"),
+            Records.Fork(sh, 300, cat, 301, 2, "s-2"),
+            Records.Exec(sh, "90@4000", 300, "/bin/wget", ["wget", "u"], 3, "s-2"),
+            Records.Session("s-2", 1, rootKey: sh),
+        ]);
+
+        var shell = store.GetSession("s-2")!.Processes[0];
+
+        Assert.Equal(["wget", "u"], shell.Argv);
+        Assert.Equal([["sh", "-c", "cat f; wget u"], ["wget", "u"]], shell.Images.Select(i => i.Argv.ToArray()));
+        Assert.Equal(["/bin/sh", "/bin/wget"], shell.Images.Select(i => i.Filename));
+        Assert.Empty(store.GetSession("s-2")!.Processes[1].Images);
+    }
+
+    [Fact]
     public async Task GetSession_Prefixes_ResolveUniqueRejectAmbiguousAndMissReturnsNull()
     {
         await using var store = _dir.Open();

@@ -72,6 +72,17 @@ public sealed class ViewsTests
     }
 
     [Fact]
+    public void ProcessText_ExecedTwiceAndForkOnly_ReadPlainly()
+    {
+        var shell = new ProcessNode { Pid = 7, Argv = { "wget", "u" }, ExitCode = 0 };
+        shell.Images.Add(new ExecImage { Argv = { "sh", "-c", "cat f; wget u" } });
+        shell.Images.Add(new ExecImage { Argv = { "wget", "u" } });
+
+        Assert.Equal("sh -c \"cat f; wget u\" → wget u  [pid 7, exit 0]", Ebpf.Api.RecordText.ProcessText(shell));
+        Assert.Equal("(forked, no exec: runs its parent's program)  [pid 8, running]", Ebpf.Api.RecordText.ProcessText(new ProcessNode { Pid = 8 }));
+    }
+
+    [Fact]
     public void Sessions_None_SaysSo() =>
         Assert.Contains("No sessions found.", Render(c => Views.Sessions(c, [], wide: false)), StringComparison.Ordinal);
 
