@@ -207,8 +207,45 @@ public sealed partial class NodePipeline : BackgroundService
             nodeRecords++;
         }
         LogRebuilt(nodeRecords, auditRecords, from, last);
+        EmitUnlessStored(_correlator.Tick(_time.GetUtcNow()));
         _knownAtStart.Clear();
         _knownAtStart.TrimExcess();
+    }
+
+    /// <summary>
+    /// The first tick after a rebuild closes the windows that were open at the restart. A window that had already
+    /// closed before it (a root whose wait ended shortly before the restart is still inside the rebuild window) gives
+    /// a session the store already holds as it is: that one, its attribution and its finding are not emitted twice.
+    /// </summary>
+    private void EmitUnlessStored(IReadOnlyList<CorrelationOutput> outputs)
+    {
+        var stored = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var output in outputs)
+        {
+            if (output is SessionChanged { Session: var s } && StoredSession(s.Id) is { } existing
+                && existing.Id == s.Id && (int)existing.Kind == (int)s.Kind && (int)existing.Confidence == (int)s.Confidence)
+                stored.Add(s.Id);
+        }
+        Emit(outputs.Where(o => o switch
+        {
+            SessionChanged c => !stored.Contains(c.Session.Id),
+            AttributionUpdated a => !stored.Contains(a.SessionId),
+            FindingRaised f => f.Finding.SessionId is not { } id || !stored.Contains(id),
+            _ => true,
+        }).ToList());
+
+        Session? StoredSession(string id)
+        {
+            try
+            {
+                return _store.GetSession(id)?.Session;
+            }
+            catch (AmbiguousSessionIdException)
+            {
+                // Not stored under this exact id; the lookup fell back to matching it as a prefix of others.
+                return null;
+            }
+        }
     }
 
     private void HandleNodeEvent(Events.NodeEvent e)

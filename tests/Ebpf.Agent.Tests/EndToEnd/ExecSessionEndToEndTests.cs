@@ -269,6 +269,49 @@ public sealed class ExecSessionEndToEndTests(ITestOutputHelper output)
     }
 
     [EndToEndFact]
+    public async Task AgentRestart_JustAfterUnattributedExecReported_NotReportedTwice()
+    {
+        await using var scene = await PodScene.StartAsync("restart-unattributed");
+        var data = Directory.CreateTempSubdirectory("ebpf-e2e-data-").FullName;
+        try
+        {
+            string[] intruder = ["sh", "-c", "id; echo intruder"];
+            string sessionId = "";
+            await using (var first = await AgentProcess.StartAsync(scene.AgentOptions(dataDirectory: data)))
+            {
+                await WithAgentOutputAsync(first, async () =>
+                {
+                    await scene.Container.ExecAsync(intruder);
+                    using var client = first.CreateClient();
+                    var finding = await EventuallyAsync(async () =>
+                        (await client.ListFindingsAsync(new ListFindingsRequest { Namespace = scene.Namespace, Pod = scene.Pod })).Findings
+                            .FirstOrDefault(f => f.Kind == "unattributed-exec"), "the unattributed-exec finding");
+                    sessionId = finding.SessionId;
+                    await first.StopAsync();
+                });
+            }
+            // The root is still inside the rebuild window: the restarted agent rebuilds it as pending and closes its
+            // window again on its first tick, which must not report it a second time.
+            await using var second = await AgentProcess.StartAsync(scene.AgentOptions(dataDirectory: data));
+            await WithAgentOutputAsync(second, async () =>
+            {
+                await Task.Delay(TimeSpan.FromSeconds(3));
+                using var client = second.CreateClient();
+                var list = await client.ListSessionsAsync(new ListSessionsRequest { Namespace = scene.Namespace, Pod = scene.Pod });
+                var session = Assert.Single(list.Sessions);
+                Assert.Equal(sessionId, session.Id);
+                Assert.Equal(SessionKind.UnattributedExec, session.Kind);
+                var findings = await client.ListFindingsAsync(new ListFindingsRequest { Namespace = scene.Namespace, Pod = scene.Pod });
+                Assert.Single(findings.Findings);
+            });
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    [EndToEndFact]
     public async Task Subscribe_DuringExecThenAudit_StreamsNodeEventsAuditEventSessionAndAttributionInSequence()
     {
         await using var scene = await PodScene.StartAsync("subscribe");
