@@ -16,8 +16,8 @@ WORKDIR /src
 COPY Directory.Build.props Directory.Packages.props global.json Ebpf.sln ./
 COPY src/ src/
 COPY --from=bpf /src/build/bpf/ build/bpf/
-RUN dotnet publish src/Ebpf.Agent -c Release -r linux-x64 --self-contained -o /out/agent \
-    && dotnet publish src/Ebpf.Cli -c Release -r linux-x64 --self-contained -o /out/cli
+RUN dotnet publish src/Ebpf.Agent -c Release -r linux-x64 --self-contained -p:SkipBpfBuild=true -o /out/agent \
+    && dotnet publish src/Ebpf.Cli -c Release -r linux-x64 --self-contained -p:SkipBpfBuild=true -o /out/cli
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g ca-certificates \

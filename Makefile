@@ -50,7 +50,23 @@ test: build tracefs
 
 ## run: the agent in standalone mode on this machine, store under ./data
 run: build tracefs
-	$(DOTNET) src/Ebpf.Agent/bin/$(CONFIG)/net10.0/ebpf-agent.dll run --standalone --data-dir ./data $(ARGS)
+	$(DOTNET) src/Ebpf.Agent/bin/$(CONFIG)/net10.0/ebpf-agent.dll run --standalone --data-dir ./data --print $(ARGS)
+
+## demo: a one-minute scenario on this machine: two runc pods, two users' kubectl execs, kubectl exectrace output
+demo: build tracefs
+	bash deploy/demo/demo.sh
+
+## bench: every benchmark, printing numbers (see docs/benchmarks.md; takes several minutes, needs root for capture)
+BENCH_RUN = $(DOTNET) run -c $(CONFIG) --no-build --project
+bench: build
+	$(BENCH_RUN) bench/Ebpf.Bench.Capture
+	$(BENCH_RUN) bench/Ebpf.Bench.Audit -- 200000 400
+	$(BENCH_RUN) bench/Ebpf.Bench.Policy -- 2
+	$(BENCH_RUN) bench/Ebpf.Bench.Identity -- cpu
+	$(BENCH_RUN) bench/Ebpf.Bench.Identity -- memory
+	$(BENCH_RUN) bench/Ebpf.Bench.Correlation
+	$(BENCH_RUN) bench/Ebpf.Bench.Store -- 1000000
+	$(BENCH_RUN) bench/Ebpf.Bench.Grpc
 
 clean:
 	rm -rf build && $(DOTNET) clean Ebpf.sln -v q >/dev/null

@@ -38,7 +38,11 @@ public static class RecordText
 
     public static string ProcessText(ProcessNode p)
     {
-        string text = $"{ArgvText(p.Argv, p.Filename)}  [pid {p.Pid}";
+        // A process that exec'd more than once (sh replacing itself with its last command) shows each image.
+        string program = p.Images.Count > 1
+            ? string.Join(" → ", p.Images.Select(i => ArgvText(i.Argv, i.Filename)))
+            : p.Argv.Count > 0 || p.Filename.Length > 0 ? ArgvText(p.Argv, p.Filename) : "(forked, no exec: runs its parent's program)";
+        string text = $"{program}  [pid {p.Pid}";
         if (p.HasExitCode || p.HasSignal)
             text += ", " + ExitText(p.HasExitCode ? p.ExitCode : null, p.HasSignal ? p.Signal : null);
         else if (p.End is null)

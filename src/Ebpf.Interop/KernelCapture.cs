@@ -176,7 +176,7 @@ public sealed class KernelCapture : IDisposable
     {
         if (options.DiscoverKubernetesRoots)
         {
-            foreach (var root in CgroupHierarchy.FindKubernetesRoots(rootNames: options.KubernetesRootNames))
+            foreach (var root in CgroupV2.FindKubernetesRoots(rootNames: options.KubernetesRootNames))
                 yield return root;
         }
         foreach (var id in options.ContainerRootCgroupIds)
@@ -186,7 +186,7 @@ public sealed class KernelCapture : IDisposable
     // Runs on the reader thread: only a TryWrite to an unbounded channel, the map update happens elsewhere.
     private void ObserveCgroupMkdir(NodeEvent ev)
     {
-        if (ev is CgroupEvent { Kind: EventKind.CgroupMkdir } mkdir && CgroupHierarchy.IsKubernetesRootPath(mkdir.Path, _options.KubernetesRootNames))
+        if (ev is CgroupEvent { Kind: EventKind.CgroupMkdir } mkdir && CgroupV2.IsKubernetesRootPath(mkdir.Path, _options.KubernetesRootNames))
             _newRoots.Writer.TryWrite((mkdir.TargetCgroupId, mkdir.Path));
     }
 

@@ -63,7 +63,7 @@ public sealed class KernelCaptureOptions
     /// Names of the top-level v2 cgroup directories under which pods live, used for discovery and tracking.
     /// Defaults to <c>kubepods</c> (kubelet cgroupfs driver) and <c>kubepods.slice</c> (systemd driver).
     /// </summary>
-    public IList<string> KubernetesRootNames { get; set; } = [.. CgroupHierarchy.KubernetesRootNames];
+    public IList<string> KubernetesRootNames { get; set; } = [.. CgroupV2.KubernetesRootNames];
 
     /// <summary>Extra container root cgroup ids (v2 ids: directory inode numbers). Defaults to empty.</summary>
     public IList<ulong> ContainerRootCgroupIds { get; set; } = [];

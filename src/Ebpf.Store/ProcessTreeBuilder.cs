@@ -25,6 +25,9 @@ internal sealed class ProcessTreeBuilder(int maxActivitiesPerProcess)
                 node.Filename = exec.Filename;
                 node.Argv.Clear();
                 node.Argv.AddRange(exec.Argv);
+                var image = new ExecImage { Filename = exec.Filename, Time = time };
+                image.Argv.AddRange(exec.Argv);
+                node.Images.Add(image);
                 node.Cwd = exec.Cwd;
                 node.Uid = exec.Uid;
                 if (node.ParentProcessKey.Length == 0) node.ParentProcessKey = exec.ParentProcessKey;

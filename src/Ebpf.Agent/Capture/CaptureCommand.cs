@@ -30,12 +30,19 @@ public static class CaptureCommand
             return 1;
         }
 
+        // cgroup id → path → (pod UID, container id): the same resolution the agent does, without an API server.
+        var cgroups = new Ebpf.Kubernetes.Cgroups.CgroupHierarchy();
+        cgroups.Scan();
         using (capture)
         {
             try
             {
                 await foreach (var ev in capture.Events.ReadAllAsync(ct).ConfigureAwait(false))
-                    await output.WriteLineAsync(Format(ev)).ConfigureAwait(false);
+                {
+                    if (ev is CgroupEvent cgroupEvent)
+                        cgroups.Apply(cgroupEvent);
+                    await output.WriteLineAsync(Format(ev, cgroups.TryResolve(ev.CgroupId, out string path) ? path : null)).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -50,7 +57,7 @@ public static class CaptureCommand
     }
 
     /// <summary>One event as a single-line JSON object: common header fields, then the kind's own.</summary>
-    public static string Format(NodeEvent ev) => Json(w =>
+    public static string Format(NodeEvent ev, string? cgroupPath = null) => Json(w =>
     {
         w.WriteString("kind", ev.Kind.ToString());
         w.WriteString("time", ev.Time);
@@ -58,6 +65,16 @@ public static class CaptureCommand
         w.WriteNumber("pid", ev.Tgid);
         w.WriteNumber("tid", ev.Tid);
         w.WriteNumber("cgroupId", ev.CgroupId);
+        if (cgroupPath is not null)
+        {
+            w.WriteString("cgroup", cgroupPath);
+            if (Ebpf.Core.Identity.KubeletCgroupPath.TryParse(cgroupPath, out var container))
+            {
+                w.WriteString("podUid", container.PodUid);
+                if (container.ContainerId.Length > 0)
+                    w.WriteString("containerId", container.ContainerId);
+            }
+        }
         switch (ev)
         {
             case ExecEvent x:

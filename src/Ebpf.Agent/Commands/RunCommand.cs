@@ -16,6 +16,7 @@ public static class RunCommand
         var dataDir = new Option<string?>("--data-dir") { Description = "Where the store and checkpoints live (default /var/lib/ebpf-agent)" };
         var nodeName = new Option<string?>("--node-name") { Description = "This node's name (default $NODE_NAME, else the host name)" };
         var kubeconfig = new Option<string?>("--kubeconfig") { Description = "kubeconfig for the API server (default: in-cluster configuration)" };
+        var podsFile = new Option<string?>("--pods-file") { Description = "Standalone with known pods: `kubectl get pods -o json` output to name pods by" };
         var grpc = new Option<string?>("--grpc-listen") { Description = "gRPC listen address host:port (default 127.0.0.1:50051; empty disables)" };
         var webhook = new Option<string?>("--webhook-listen") { Description = "Audit webhook listen address (default 127.0.0.1:8443; empty disables)" };
         var health = new Option<string?>("--health-listen") { Description = "/healthz, /readyz and /metrics listen address (default 127.0.0.1:9090)" };
@@ -24,7 +25,7 @@ public static class RunCommand
         var print = new Option<bool>("--print") { Description = "Print every record as one line on stdout (a live view)" };
         var command = new Command("run", "Run the agent: capture kernel events, receive audit events, join them, serve gRPC")
         {
-            config, standalone, dataDir, nodeName, kubeconfig, grpc, webhook, health, auditLog, noCapture, print,
+            config, standalone, dataDir, nodeName, kubeconfig, podsFile, grpc, webhook, health, auditLog, noCapture, print,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -37,6 +38,7 @@ public static class RunCommand
             Set("DataDirectory", parse.GetValue(dataDir));
             Set("NodeName", parse.GetValue(nodeName));
             Set("Kubeconfig", parse.GetValue(kubeconfig));
+            Set("PodsFile", parse.GetValue(podsFile));
             Set("Grpc:Listen", parse.GetValue(grpc));
             Set("Webhook:Listen", parse.GetValue(webhook));
             Set("Health:Listen", parse.GetValue(health));

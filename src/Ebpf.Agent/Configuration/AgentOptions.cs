@@ -25,6 +25,12 @@ public sealed class AgentOptions
     /// <summary>Path of a kubeconfig to reach the API server with. Defaults to none: in-cluster configuration.</summary>
     public string? Kubeconfig { get; set; }
 
+    /// <summary>
+    /// Standalone with known pods: a pod list as `kubectl get pods -o json` prints it, used instead of a pod watch
+    /// (implies <see cref="Standalone"/>). Defaults to none.
+    /// </summary>
+    public string? PodsFile { get; set; }
+
     public GrpcOptions Grpc { get; set; } = new();
     public HttpEndpointOptions Health { get; set; } = new() { Listen = "127.0.0.1:9090" };
     public WebhookOptions Webhook { get; set; } = new();

@@ -21,12 +21,14 @@ public static class AgentOptionsValidator
                      ("grpc.clientCaPath", o.Grpc.ClientCaPath), ("grpc.bearerTokenFile", o.Grpc.BearerTokenFile),
                      ("webhook.certificatePath", o.Webhook.CertificatePath), ("webhook.keyPath", o.Webhook.KeyPath),
                      ("webhook.clientCaPath", o.Webhook.ClientCaPath), ("webhook.bearerTokenFile", o.Webhook.BearerTokenFile),
-                     ("kubeconfig", o.Kubeconfig),
+                     ("kubeconfig", o.Kubeconfig), ("podsFile", o.PodsFile),
                  })
         {
             if (!string.IsNullOrEmpty(path) && !File.Exists(path))
                 errors.Add($"{name}: file '{path}' does not exist");
         }
+        if (!string.IsNullOrEmpty(o.PodsFile) && !string.IsNullOrEmpty(o.Kubeconfig))
+            errors.Add("podsFile and kubeconfig exclude each other: a pod snapshot is for nodes without API access");
         if (!string.IsNullOrEmpty(o.Webhook.Path) && !o.Webhook.Path.StartsWith('/'))
             errors.Add($"webhook.path '{o.Webhook.Path}' must start with '/'");
         if (o.Webhook.MaxBodyBytes < 1024)

@@ -114,11 +114,24 @@ public static partial class AgentHost
         var identity = NodeIdentity.Start(new NodeIdentityOptions
         {
             NodeName = options.NodeName,
-            Standalone = options.Standalone,
+            Standalone = options.Standalone || options.PodsFile is not null,
             Kubeconfig = options.Kubeconfig,
         }, time, loggers);
-        if (identity.State == "standalone")
+        if (options.PodsFile is { } podsFile)
+        {
+            try
+            {
+                LogPodSnapshot(startupLog, identity.Pods.LoadSnapshot(podsFile), podsFile);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new ConfigurationException("podsFile: " + e.Message, e);
+            }
+        }
+        else if (identity.State == "standalone")
+        {
             LogStandalone(startupLog, options.NodeName);
+        }
 
         var correlator = new ExecSessionCorrelator(new CorrelationOptions
         {
@@ -231,7 +244,7 @@ public static partial class AgentHost
             while (!stopping.IsCancellationRequested)
             {
                 string state = identity.State;
-                readiness.Set("pods", state is "synced" or "standalone", state);
+                readiness.Set("pods", state == "synced" || state.StartsWith("standalone", StringComparison.Ordinal), state);
                 await Task.Delay(TimeSpan.FromMilliseconds(500), stopping).ConfigureAwait(false);
             }
         }
@@ -342,7 +355,7 @@ public static partial class AgentHost
         metrics.Observe("ebpf.grpc.subscribers", "Connected Subscribe streams", isCounter: false, () => [new(hub.Subscribers)]);
         metrics.Observe("ebpf.grpc.subscriber_dropped", "Records dropped from slow subscribers' queues", isCounter: true, () => [new(hub.Dropped)]);
         metrics.Observe("ebpf.pods.watch_state", "Pod watch state (1 for the current state)", isCounter: false,
-            () => [new(1, AgentMetrics.Tag("state", identity.State.StartsWith("error", StringComparison.Ordinal) ? "error" : identity.State))]);
+            () => [new(1, AgentMetrics.Tag("state", identity.State.Split(' ', ':')[0]))]);
         metrics.Observe("ebpf.processes.live", "Processes in the process table", isCounter: false, () => [new(identity.Processes.LiveCount)]);
         if (receiver is not null)
         {
@@ -359,4 +372,7 @@ public static partial class AgentHost
     [LoggerMessage(EventId = 1001, Level = LogLevel.Warning,
         Message = "Standalone mode on node {Node}: no Kubernetes API server configured or reachable, so pods are known by UID and container id only (no names, namespaces or labels)")]
     private static partial void LogStandalone(ILogger logger, string node);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Standalone with a pod snapshot: {Count} pods of this node loaded from {Path}")]
+    private static partial void LogPodSnapshot(ILogger logger, int count, string path);
 }

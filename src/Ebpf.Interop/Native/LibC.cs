@@ -11,7 +11,10 @@ internal static unsafe partial class LibC
     internal const int CLOCK_BOOTTIME = 7;
     internal const int AT_FDCWD = -100;
     internal const int AT_STATX_SYNC_AS_STAT = 0;
-    internal const uint STATX_INO = 0x100;
+    internal const int AT_EMPTY_PATH = 0x1000;
+    internal const uint STATX_BASIC_STATS = 0x7ff;
+    internal const int ENOENT = 2;
+    internal const int ENOTDIR = 20;
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct Timespec
@@ -35,7 +38,21 @@ internal static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int mount(string source, string target, string fileSystemType, ulong flags, IntPtr data);
 
-    /// <summary>-1 + errno (ENOENT ...). The statx buffer is 256 bytes; stx_ino is at offset 32 on every arch.</summary>
+    /// <summary>
+    /// struct statx (include/uapi/linux/stat.h): the same 256-byte layout on every architecture, unlike struct stat.
+    /// Only the fields we read are declared. stx_dev_* are filled whatever the mask asks for.
+    /// </summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    internal struct Statx
+    {
+        [FieldOffset(0)] public uint Mask;
+        [FieldOffset(32)] public ulong Inode;
+        [FieldOffset(40)] public ulong Size;
+        [FieldOffset(136)] public uint DeviceMajor;
+        [FieldOffset(140)] public uint DeviceMinor;
+    }
+
+    /// <summary>-1 + errno (ENOENT, ENOTDIR, EACCES, EBADF ...). glibc >= 2.28 exports statx.</summary>
     [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int statx(int dirFd, string path, int flags, uint mask, byte* statxBuffer);
+    internal static partial int statx(int dirFd, string path, int flags, uint mask, Statx* statxBuffer);
 }

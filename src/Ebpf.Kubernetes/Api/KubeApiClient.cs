@@ -92,6 +92,62 @@ public sealed class KubeApiClient : IDisposable
         return new PodListPage(rv, string.IsNullOrEmpty(list.Metadata.Continue) ? null : list.Metadata.Continue, list.Items ?? []);
     }
 
+    /// <summary>
+    /// One page of pods in <paramref name="namespace"/> (all namespaces when null) matching a label selector
+    /// (<c>app.kubernetes.io/name=ebpf-agent</c>) and a field selector (<c>spec.nodeName=node-a</c>).
+    /// </summary>
+    public async Task<PodListPage> ListPodsAsync(string? @namespace, string? labelSelector, string? fieldSelector, int limit,
+        string? continueToken, CancellationToken cancellationToken)
+    {
+        var query = new StringBuilder(@namespace is null ? "/api/v1/pods" : $"/api/v1/namespaces/{Uri.EscapeDataString(@namespace)}/pods")
+            .Append("?limit=").Append(limit);
+        if (!string.IsNullOrEmpty(labelSelector)) query.Append("&labelSelector=").Append(Uri.EscapeDataString(labelSelector));
+        if (!string.IsNullOrEmpty(fieldSelector)) query.Append("&fieldSelector=").Append(Uri.EscapeDataString(fieldSelector));
+        if (!string.IsNullOrEmpty(continueToken)) query.Append("&continue=").Append(Uri.EscapeDataString(continueToken));
+        return await ListAsync(query.ToString(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>One pod, or null when the API server answers 404 (no such pod).</summary>
+    public async Task<JsonElement?> GetPodAsync(string @namespace, string name, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.RequestTimeout);
+        HttpResponseMessage response;
+        try
+        {
+            response = await SendAsync($"/api/v1/namespaces/{Uri.EscapeDataString(@namespace)}/pods/{Uri.EscapeDataString(name)}", timeout.Token).ConfigureAwait(false);
+        }
+        catch (KubeApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        using (response)
+        {
+            var body = await ReadBoundedAsync(response.Content, _options.MaxErrorBodyBytes * 16, timeout.Token).ConfigureAwait(false)
+                ?? throw new KubeApiException($"pod {@namespace}/{name} response larger than {_options.MaxErrorBodyBytes * 16} bytes");
+            try
+            {
+                using var doc = JsonDocument.Parse(body);
+                return doc.RootElement.Clone();
+            }
+            catch (JsonException e) { throw new KubeApiException($"pod {@namespace}/{name} is not valid JSON: {e.Message}", e); }
+        }
+    }
+
+    private async Task<PodListPage> ListAsync(string pathAndQuery, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.RequestTimeout);
+        using var response = await SendAsync(pathAndQuery, timeout.Token).ConfigureAwait(false);
+        var body = await ReadBoundedAsync(response.Content, _options.MaxListResponseBytes, timeout.Token).ConfigureAwait(false)
+            ?? throw new KubeApiException($"pod list response larger than {_options.MaxListResponseBytes} bytes");
+        RawPodList? list;
+        try { list = JsonSerializer.Deserialize(body, KubeJsonContext.Default.RawPodList); }
+        catch (JsonException e) { throw new KubeApiException($"pod list is not valid JSON: {e.Message}", e); }
+        if (list?.Metadata?.ResourceVersion is not { Length: > 0 } rv) throw new KubeApiException("pod list has no metadata.resourceVersion");
+        return new PodListPage(rv, string.IsNullOrEmpty(list.Metadata.Continue) ? null : list.Metadata.Continue, list.Items ?? []);
+    }
+
     /// <summary>Opens a pod watch from <paramref name="resourceVersion"/>; the caller reads newline-delimited events from the stream.</summary>
     public async Task<Stream> WatchPodsAsync(string? fieldSelector, string resourceVersion, int timeoutSeconds, CancellationToken cancellationToken)
     {

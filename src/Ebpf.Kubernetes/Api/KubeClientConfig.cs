@@ -22,6 +22,8 @@ public sealed class KubeClientConfig
     /// <summary>A token file re-read periodically (bound service-account tokens rotate).</summary>
     public string? TokenFile { get; init; }
     public X509Certificate2? ClientCertificate { get; init; }
+    /// <summary>The namespace of the kubeconfig context (null when it sets none, and in-cluster).</summary>
+    public string? Namespace { get; init; }
 
     /// <summary>True when running in a pod with a service account token and the service env variables.</summary>
     public static bool IsInCluster(string serviceAccountDirectory = ServiceAccountDirectory, Func<string, string?>? environment = null)
@@ -117,6 +119,7 @@ public sealed class KubeClientConfig
             Token = string.IsNullOrEmpty(user?.Token) ? null : user.Token,
             TokenFile = string.IsNullOrEmpty(user?.TokenFile) ? null : Path.Combine(baseDirectory, user.TokenFile),
             ClientCertificate = clientCert,
+            Namespace = string.IsNullOrEmpty(ctx.Namespace) ? null : ctx.Namespace,
         };
     }
 

@@ -95,10 +95,15 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
     public string State => _state;
 
     public int Count => _byUid.Count;
+    /// <summary>
+    /// Full lists applied to the cache: the first sync plus every re-list (after 410 Gone). Counted once the list is
+    /// in the cache, so a reader that sees the count grow sees the list's pods; failed lists count in <see cref="Errors"/>.
+    /// </summary>
     public long Lists => Interlocked.Read(ref _lists);
     public long Watches => Interlocked.Read(ref _watches);
     public long SkippedObjects => Interlocked.Read(ref _skippedObjects);
     public long OversizedLines => Interlocked.Read(ref _oversizedLines);
+    /// <summary>Failed list/watch attempts (each one logged and retried with backoff).</summary>
     public long Errors => Interlocked.Read(ref _errors);
     /// <summary>The resourceVersion the next watch starts from.</summary>
     public string? ResourceVersion { get; private set; }
@@ -108,6 +113,44 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
     {
         if (_client is null || _run is not null) return;
         _run = Task.Run(() => RunAsync(_stop.Token));
+    }
+
+    /// <summary>
+    /// Standalone with known pods: loads a pod list as `kubectl get pods -o json` prints it (kind List or PodList),
+    /// keeping the pods on this node. For nodes without API access (air-gapped forensics, a demo on one machine).
+    /// Returns how many pods were loaded; throws <see cref="InvalidDataException"/> for a file that is not a pod list.
+    /// </summary>
+    public int LoadSnapshot(string path)
+    {
+        if (_client is not null)
+            throw new InvalidOperationException("a pod snapshot is for standalone mode; this watcher follows an API server");
+        var info = new FileInfo(path);
+        if (!info.Exists)
+            throw new InvalidDataException($"pod snapshot '{path}' does not exist");
+        if (info.Length > 64L * 1024 * 1024)
+            throw new InvalidDataException($"pod snapshot '{path}' is {info.Length} bytes; the limit is 64 MiB");
+        RawPodList? list;
+        try
+        {
+            using var stream = info.OpenRead();
+            list = JsonSerializer.Deserialize(stream, KubeJsonContext.Default.RawPodList);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"pod snapshot '{path}' is not JSON: {e.Message}", e);
+        }
+        if (list?.Items is null || list.Kind is not ("List" or "PodList"))
+            throw new InvalidDataException($"pod snapshot '{path}' is not a pod list (expected kind List or PodList with items, as `kubectl get pods -o json` prints)");
+        int loaded = 0;
+        foreach (var item in list.Items)
+        {
+            if (DecodePod(item) is not { } pod || (pod.NodeName.Length > 0 && pod.NodeName != _options.NodeName) || loaded >= _options.MaxPods)
+                continue;
+            Upsert(pod);
+            loaded++;
+        }
+        _state = $"standalone (pod snapshot: {loaded} pods)";
+        return loaded;
     }
 
     public IReadOnlyCollection<PodMetadata> Pods => _byUid.Values.ToList();
@@ -165,13 +208,15 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
                 LogGone(_logger, resourceVersion ?? "");
                 resourceVersion = null;
             }
-            catch (Exception e) when (e is KubeApiException or HttpRequestException or IOException or OperationCanceledException or JsonException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
+                // Any failure, not only the expected transport/API ones: whatever a hostile or broken response (or a
+                // PodChanged handler) throws must not end the loop silently, which would freeze the cache for good.
                 Interlocked.Increment(ref _errors);
                 _state = "error: " + e.Message;
                 failures++;
                 var delay = Backoff(failures);
-                LogRetry(_logger, e.Message, delay.TotalMilliseconds);
+                LogRetry(_logger, e.GetType().Name, e.Message, delay.TotalMilliseconds);
                 try { await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false); }
                 catch (OperationCanceledException) { break; }
             }
@@ -188,7 +233,6 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
 
     private async Task<string> ListAsync(CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _lists);
         string selector = "spec.nodeName=" + _options.NodeName;
         var seen = new Dictionary<string, PodMetadata>(StringComparer.Ordinal);
         string? continueToken = null;
@@ -205,6 +249,7 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
         foreach (var uid in _byUid.Keys)
             if (!seen.ContainsKey(uid)) Remove(uid);
         foreach (var pod in seen.Values) Upsert(pod);
+        Interlocked.Increment(ref _lists);
         return resourceVersion;
     }
 
@@ -358,8 +403,8 @@ public sealed partial class PodWatcher : IPodMetadataSource, IAsyncDisposable
     [LoggerMessage(EventId = 2300, Level = LogLevel.Information, Message = "pod watch from resourceVersion {ResourceVersion} is gone (410): listing again")]
     private static partial void LogGone(ILogger logger, string resourceVersion);
 
-    [LoggerMessage(EventId = 2301, Level = LogLevel.Warning, Message = "pod list/watch failed: {Error}; retrying in {DelayMs:F0} ms")]
-    private static partial void LogRetry(ILogger logger, string error, double delayMs);
+    [LoggerMessage(EventId = 2301, Level = LogLevel.Warning, Message = "pod list/watch failed ({ErrorType}): {Error}; retrying in {DelayMs:F0} ms")]
+    private static partial void LogRetry(ILogger logger, string errorType, string error, double delayMs);
 
     [LoggerMessage(EventId = 2302, Level = LogLevel.Warning, Message = "skipped a pod object: {Reason}")]
     private static partial void LogSkipped(ILogger logger, string reason);

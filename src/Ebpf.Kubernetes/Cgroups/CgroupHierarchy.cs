@@ -1,5 +1,6 @@
 using Ebpf.Core.Identity;
 using Ebpf.Events;
+using Ebpf.Interop;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -8,7 +9,7 @@ namespace Ebpf.Kubernetes.Cgroups;
 /// <summary>Options for <see cref="CgroupHierarchy"/>.</summary>
 public sealed class CgroupHierarchyOptions
 {
-    /// <summary>Where cgroup v2 is mounted. Defaults to null: found in /proc/self/mountinfo.</summary>
+    /// <summary>Where cgroup v2 is mounted. Defaults to null: found in /proc/self/mountinfo (<see cref="CgroupV2.FindMount"/>).</summary>
     public string? MountPoint { get; set; }
 
     /// <summary>mountinfo to read when <see cref="MountPoint"/> is null. Defaults to /proc/self/mountinfo.</summary>
@@ -44,7 +45,7 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
         _options = options ?? new CgroupHierarchyOptions();
         _time = time ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        MountPoint = _options.MountPoint ?? FindV2Mount(_options.MountInfoPath)
+        MountPoint = _options.MountPoint ?? CgroupV2.FindMount(_options.MountInfoPath)
             ?? throw new InvalidOperationException($"no cgroup v2 mount in {_options.MountInfoPath}: cgroup v2 (unified or hybrid) is required");
     }
 
@@ -56,29 +57,6 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
 
     /// <summary>Rescans done for unknown ids.</summary>
     public long Rescans => Interlocked.Read(ref _rescans);
-
-    /// <summary>
-    /// The cgroup2 mount from a mountinfo file: /sys/fs/cgroup on pure v2, /sys/fs/cgroup/unified on hybrid hosts;
-    /// any other cgroup2 mount of the hierarchy root otherwise. Null when there is none.
-    /// Format: proc(5) "mountinfo": fields, " - ", fstype, source, options.
-    /// </summary>
-    public static string? FindV2Mount(string mountInfoPath = "/proc/self/mountinfo")
-    {
-        string? fallback = null;
-        foreach (var line in File.ReadLines(mountInfoPath))
-        {
-            int separator = line.IndexOf(" - ", StringComparison.Ordinal);
-            if (separator < 0) continue;
-            var fields = line[..separator].Split(' ');
-            var tail = line[(separator + 3)..].Split(' ');
-            if (fields.Length < 5 || tail.Length < 1 || tail[0] != "cgroup2") continue;
-            string root = fields[3], mount = UnescapeMountPath(fields[4]);
-            if (root != "/") continue;
-            if (mount is "/sys/fs/cgroup" or "/sys/fs/cgroup/unified") return mount;
-            fallback ??= mount;
-        }
-        return fallback;
-    }
 
     /// <summary>Walks the whole hierarchy; ids no longer present are marked removed.</summary>
     public int Scan()
@@ -119,7 +97,7 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
     }
 
     /// <summary>The cgroup id of a path relative to the v2 root, 0 when it does not exist.</summary>
-    public ulong IdOf(string relativePath) => FileInode.TryGet(MountPoint + (relativePath == "/" ? "" : relativePath));
+    public ulong IdOf(string relativePath) => CgroupV2.TryGetCgroupId(MountPoint + (relativePath == "/" ? "" : relativePath));
 
     private int ScanLocked()
     {
@@ -134,7 +112,7 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
                 LogWalkTruncated(_logger, _options.MaxDirectories);
                 break;
             }
-            ulong id = FileInode.TryGet(item.Path);
+            ulong id = CgroupV2.TryGetCgroupId(item.Path);
             if (id == 0) continue; // removed while walking
             visited++;
             seen.Add(id);
@@ -155,12 +133,6 @@ public sealed partial class CgroupHierarchy : ICgroupPathResolver
                 if (!seen.Contains(id)) Map.MarkRemoved(id);
         return visited;
     }
-
-    private static string UnescapeMountPath(string field) =>
-        field.Contains('\\', StringComparison.Ordinal)
-            ? field.Replace("\\040", " ", StringComparison.Ordinal).Replace("\\011", "\t", StringComparison.Ordinal)
-                   .Replace("\\012", "\n", StringComparison.Ordinal).Replace("\\134", "\\", StringComparison.Ordinal)
-            : field;
 
     [LoggerMessage(EventId = 2100, Level = LogLevel.Warning, Message = "cgroup walk stopped after {MaxDirectories} directories; ids beyond resolve only from mkdir records")]
     private static partial void LogWalkTruncated(ILogger logger, int maxDirectories);

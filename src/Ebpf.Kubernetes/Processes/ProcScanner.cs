@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Ebpf.Core.Processes;
+using Ebpf.Interop;
 using Ebpf.Kubernetes.Cgroups;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -65,7 +66,7 @@ public sealed partial class ProcScanner
         ulong cgroupId = 0;
         if (_cgroupMount is not null && cgroupPath.Length > 0 && !cgroupIds.TryGetValue(cgroupPath, out cgroupId))
         {
-            cgroupId = FileInode.TryGet(_cgroupMount + (cgroupPath == "/" ? "" : cgroupPath));
+            cgroupId = CgroupV2.TryGetCgroupId(_cgroupMount + (cgroupPath == "/" ? "" : cgroupPath));
             cgroupIds[cgroupPath] = cgroupId;
         }
         return new ProcessSeed

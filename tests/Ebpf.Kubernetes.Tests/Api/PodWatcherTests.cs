@@ -252,19 +252,44 @@ public sealed class PodWatcherTests : IAsyncLifetime
         _server.AddPod(good);
         _server.OverrideNextListBody("{\"kind\":\"PodList\",\"items\":[{\"metadata\":"); // truncated
         var watcher = StartWatcher();
-        await Wait.UntilAsync(() => _server.ListRequests >= 2, "retry after a truncated list");
+        // Synced completes only after a list was applied: the truncated one failed (counted), the retry succeeded.
         await SyncedAsync(watcher);
-        Assert.True(watcher.Errors >= 1);
+        Assert.True(watcher.Errors >= 1, $"errors {watcher.Errors}");
+        Assert.Equal(2, _server.ListRequests);
+        Assert.Equal(1, watcher.Lists);
         Assert.True(watcher.TryGetPod("shop", "good", out _));
 
-        // A list whose items are partly malformed keeps the good ones.
+        // A list whose items are partly malformed keeps the good ones. The 410 that forces the re-list must reach
+        // an open watch: a watch still connecting starts at the current resourceVersion, which compaction keeps.
+        await Wait.UntilAsync(() => _server.OpenWatches == 1, "watch open");
         var items = new JsonArray { good.DeepClone(), new JsonObject { ["metadata"] = new JsonObject { ["uid"] = 42 } }, "str" };
         var body = new JsonObject { ["kind"] = "PodList", ["metadata"] = new JsonObject { ["resourceVersion"] = _server.ResourceVersion.ToString() }, ["items"] = items };
         _server.OverrideNextListBody(body.ToJsonString());
         _server.ExpireResourceVersions(); // forces a re-list
-        await Wait.UntilAsync(() => watcher.Lists >= 3, "re-list with malformed items");
+        // Lists counts a list once it is in the cache, so the assertions below see the re-list's result.
+        await Wait.UntilAsync(() => watcher.Lists >= 2, "re-list with malformed items");
+        Assert.Equal(3, _server.ListRequests);
         Assert.True(watcher.TryGetPod("shop", "good", out _));
-        Assert.True(watcher.SkippedObjects >= 2);
+        Assert.Equal(1, watcher.Count);
+        Assert.Equal(2, watcher.SkippedObjects);
+    }
+
+    [Fact]
+    public async Task List_UnexpectedExceptionWhileApplying_CountedAndRetriedNotFatal()
+    {
+        _server.AddPod(KubePodTemplate.Create("shop", "good", Node));
+        var client = new KubeApiClient(new KubeClientConfig { Server = _server.BaseAddress, Token = _server.Token });
+        var watcher = new PodWatcher(client, Options());
+        _disposables.Add(watcher);
+        int calls = 0;
+        // An exception type no list/watch step expects: it must be counted and retried, not end the loop.
+        watcher.PodChanged += _ => { if (Interlocked.Increment(ref calls) == 1) throw new ArgumentException("handler bug"); };
+        watcher.Start();
+        await SyncedAsync(watcher);
+        Assert.Equal(1, watcher.Errors);
+        Assert.Equal(2, _server.ListRequests);
+        _server.AddPod(KubePodTemplate.Create("shop", "later", Node));
+        await Wait.UntilAsync(() => watcher.TryGetPod("shop", "later", out _), "watch still running after the failure");
     }
 
     [Fact]

@@ -16,30 +16,6 @@ public class CgroupHierarchyTests
         public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 
-    [Fact]
-    public void FindV2Mount_ThisMachine_FindsTheCgroup2Mount()
-    {
-        var mount = CgroupHierarchy.FindV2Mount();
-        Assert.NotNull(mount);
-        Assert.True(File.Exists(Path.Combine(mount, "cgroup.controllers")), $"{mount} is not a cgroup v2 root");
-    }
-
-    [Theory]
-    [InlineData("31 23 0:28 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate", "/sys/fs/cgroup")]
-    [InlineData("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n", "/sys/fs/cgroup/unified")]
-    [InlineData("41 31 0:38 /kubepods /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n50 31 0:38 / /host/cg\\040v2 rw - cgroup2 cgroup2 rw", "/host/cg v2")]
-    [InlineData("32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\ngarbage line\n", null)]
-    public void FindV2Mount_MountinfoVariants_PicksTheV2Root(string mountinfo, string? expected)
-    {
-        var file = Path.GetTempFileName();
-        try
-        {
-            File.WriteAllText(file, mountinfo);
-            Assert.Equal(expected, CgroupHierarchy.FindV2Mount(file));
-        }
-        finally { File.Delete(file); }
-    }
-
     [RootFact]
     public void Scan_RealTree_MapsDirectoryInodesToPaths()
     {

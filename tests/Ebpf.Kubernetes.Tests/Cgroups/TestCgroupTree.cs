@@ -1,3 +1,4 @@
+using Ebpf.Interop;
 using Ebpf.Kubernetes.Cgroups;
 
 namespace Ebpf.Kubernetes.Tests.Cgroups;
@@ -9,7 +10,7 @@ internal sealed class TestCgroupTree : IDisposable
 
     public TestCgroupTree()
     {
-        Mount = CgroupHierarchy.FindV2Mount() ?? throw new InvalidOperationException("no cgroup v2 mount");
+        Mount = CgroupV2.FindMount() ?? throw new InvalidOperationException("no cgroup v2 mount");
         RootRelative = "/ebpf-identity-test-" + Guid.NewGuid().ToString("N")[..12];
         Create(RootRelative);
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Ebpf.Core.Processes;
+using Ebpf.Interop;
 using Ebpf.Kubernetes.Cgroups;
 using Ebpf.Kubernetes.Processes;
 using Ebpf.Kubernetes.Tests.Cgroups;
@@ -25,7 +26,7 @@ public class ProcScannerTests
         try
         {
             int self = Environment.ProcessId;
-            var scanner = new ProcScanner(cgroupMount: CgroupHierarchy.FindV2Mount());
+            var scanner = new ProcScanner(cgroupMount: CgroupV2.FindMount());
             var seeds = scanner.Scan([self, sleep.Id]).ToDictionary(s => s.Tgid);
             var child = seeds[sleep.Id];
             var me = seeds[self];
@@ -44,7 +45,7 @@ public class ProcScannerTests
             Assert.Equal(int.Parse(fields[1]), me.ParentTgid);
             Assert.Equal(ProcScanner.ParseCgroupV2Path(File.ReadAllText($"/proc/{sleep.Id}/cgroup")), child.CgroupPath);
             Assert.NotEqual(0UL, child.CgroupId);
-            Assert.Equal((uint)GetUid(), child.Uid);
+            Assert.Equal(GetUid(), child.Uid);
         }
         finally { Stop(sleep); }
     }
@@ -86,7 +87,7 @@ public class ProcScannerTests
     [Fact]
     public void Scan_WholeProc_FindsInitAndThisProcessAndSeedsATable()
     {
-        var seeds = new ProcScanner(cgroupMount: CgroupHierarchy.FindV2Mount()).Scan();
+        var seeds = new ProcScanner(cgroupMount: CgroupV2.FindMount()).Scan();
         Assert.Contains(seeds, s => s.Tgid == 1);
         Assert.Contains(seeds, s => s.Tgid == Environment.ProcessId);
         var table = new ProcessTable();
@@ -122,6 +123,13 @@ public class ProcScannerTests
         Assert.Equal(["rewritten title"], ProcScanner.ParseCmdline("rewritten title"u8.ToArray()));
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getuid")]
-    private static extern uint GetUid();
+    // id(1), not a P/Invoke: native calls live only in Ebpf.Interop, and a separate tool checks the parser independently.
+    private static uint GetUid()
+    {
+        var psi = new ProcessStartInfo("id", ["-u"]) { RedirectStandardOutput = true };
+        using var id = Process.Start(psi)!;
+        var output = id.StandardOutput.ReadToEnd();
+        id.WaitForExit();
+        return uint.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 }

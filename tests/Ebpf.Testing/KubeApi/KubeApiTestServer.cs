@@ -213,6 +213,8 @@ public sealed class KubeApiTestServer : IAsyncDisposable
         }));
         var app = builder.Build();
         app.MapGet("/api/v1/pods", HandlePodsAsync);
+        app.MapGet("/api/v1/namespaces/{namespace}/pods", HandleNamespacedListAsync);
+        app.MapGet("/api/v1/namespaces/{namespace}/pods/{name}", HandleGetPodAsync);
         await app.StartAsync().ConfigureAwait(false);
         _app = app;
         Port = new Uri(app.Urls.First()).Port;
@@ -252,6 +254,83 @@ public sealed class KubeApiTestServer : IAsyncDisposable
         }
         if (query["watch"] == "true" || query["watch"] == "1") await HandleWatchAsync(context, nodeName).ConfigureAwait(false);
         else await HandleListAsync(context, nodeName).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// GET /api/v1/namespaces/{ns}/pods with labelSelector (equality terms "k=v,k2=v2") and fieldSelector
+    /// (spec.nodeName=...), as `kubectl get pods -n ns -l ... --field-selector ...` sends them. Not paged.
+    /// </summary>
+    private async Task HandleNamespacedListAsync(HttpContext context)
+    {
+        if (!await AuthorizedAsync(context).ConfigureAwait(false)) return;
+        Interlocked.Increment(ref _listRequests);
+        string ns = (string)context.Request.RouteValues["namespace"]!;
+        string fieldSelector = context.Request.Query["fieldSelector"].ToString();
+        string? nodeName = null;
+        if (fieldSelector.Length > 0)
+        {
+            if (!fieldSelector.StartsWith("spec.nodeName=", StringComparison.Ordinal))
+            {
+                await WriteStatusAsync(context, 400, "BadRequest", $"unable to parse requirement: field label not supported: {fieldSelector}").ConfigureAwait(false);
+                return;
+            }
+            nodeName = fieldSelector["spec.nodeName=".Length..];
+        }
+        var labels = new List<(string Key, string Value)>();
+        foreach (var term in context.Request.Query["labelSelector"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = term.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                await WriteStatusAsync(context, 400, "BadRequest", $"unable to parse requirement: {term}").ConfigureAwait(false);
+                return;
+            }
+            labels.Add((term[..eq], term[(eq + 1)..].TrimStart('=')));
+        }
+        string body;
+        lock (_lock)
+        {
+            var items = new JsonArray();
+            foreach (var p in _pods.Values)
+            {
+                if ((string?)p["metadata"]!["namespace"] != ns) continue;
+                if (nodeName is not null && NodeOf(p) != nodeName) continue;
+                if (labels.Any(l => (string?)p["metadata"]!["labels"]?[l.Key] != l.Value)) continue;
+                items.Add(p.DeepClone());
+            }
+            body = new JsonObject
+            {
+                ["kind"] = "PodList", ["apiVersion"] = "v1",
+                ["metadata"] = new JsonObject { ["resourceVersion"] = _resourceVersion.ToString(CultureInfo.InvariantCulture) },
+                ["items"] = items,
+            }.ToJsonString();
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body).ConfigureAwait(false);
+    }
+
+    /// <summary>GET /api/v1/namespaces/{ns}/pods/{name}: the pod, or a 404 NotFound Status like the real server.</summary>
+    private async Task HandleGetPodAsync(HttpContext context)
+    {
+        if (!await AuthorizedAsync(context).ConfigureAwait(false)) return;
+        string key = (string)context.Request.RouteValues["namespace"]! + "/" + (string)context.Request.RouteValues["name"]!;
+        string? body;
+        lock (_lock) body = _pods.TryGetValue(key, out var pod) ? pod.ToJsonString() : null;
+        if (body is null)
+        {
+            await WriteStatusAsync(context, 404, "NotFound", $"pods \"{context.Request.RouteValues["name"]}\" not found").ConfigureAwait(false);
+            return;
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body).ConfigureAwait(false);
+    }
+
+    private async Task<bool> AuthorizedAsync(HttpContext context)
+    {
+        if (context.Request.Headers.Authorization.ToString() == "Bearer " + _options.Token) return true;
+        Interlocked.Increment(ref _unauthorized);
+        await WriteStatusAsync(context, 401, "Unauthorized", "Unauthorized").ConfigureAwait(false);
+        return false;
     }
 
     private async Task HandleListAsync(HttpContext context, string? nodeName)

@@ -160,6 +160,18 @@ public static class KubePodTemplate
         return pod;
     }
 
+    /// <summary>
+    /// An ebpf-agent DaemonSet pod on <paramref name="nodeName"/>: namespace ebpf-system, label
+    /// app.kubernetes.io/name=ebpf-agent (deploy/), as `kubectl exectrace` looks them up.
+    /// </summary>
+    public static JsonObject CreateAgent(string nodeName, string? name = null, string phase = "Running")
+    {
+        var pod = Create("ebpf-system", name ?? "ebpf-agent-" + Guid.NewGuid().ToString("N")[..5], nodeName,
+            labels: new Dictionary<string, string> { ["app.kubernetes.io/name"] = "ebpf-agent", ["app.kubernetes.io/component"] = "agent" });
+        pod["status"]!["phase"] = phase;
+        return pod;
+    }
+
     public static string NewContainerId() => Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()) + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
 
     /// <summary>Sets status.containerStatuses[name].containerID (and state running): the container started.</summary>

@@ -1,0 +1,194 @@
+using System.CommandLine;
+using Ebpf.Api.ExecTrace;
+using Ebpf.Api.Grpc;
+using Ebpf.Kubernetes.Api;
+
+namespace Ebpf.Cli.Commands;
+
+/// <summary>The options every agent command takes: output format, where the agent is, how to trust it.</summary>
+public sealed class AgentConnectionOptions
+{
+    public const string DefaultAddress = "127.0.0.1:50051";
+    public const string AgentEnvironmentVariable = "EBPF_AGENT";
+
+    public Option<string> Output { get; } = new("--output", "-o")
+    {
+        Description = "Output format: table, wide (more columns), json or yaml",
+        DefaultValueFactory = _ => "table",
+    };
+
+    public Option<string?> Agent { get; } = new("--agent")
+    {
+        Description = $"Agent gRPC address: host:port or http(s)://host:port. Defaults to ${AgentEnvironmentVariable}, then to the agent found through the kubeconfig (kubectl port-forward), then {DefaultAddress}",
+    };
+
+    public Option<string> Timeout { get; } = new("--timeout")
+    {
+        Description = "Deadline of each request to the agent (not of watch), e.g. 10s, 1m",
+        DefaultValueFactory = _ => "10s",
+    };
+
+    public Option<FileInfo?> CaFile { get; } = new("--ca-file") { Description = "PEM CA bundle the agent's TLS certificate must chain to (with an https:// address)" };
+
+    public Option<bool> InsecureSkipTlsVerify { get; } = new("--insecure-skip-tls-verify") { Description = "Accept any agent certificate (test clusters only)" };
+
+    public Option<FileInfo?> TokenFile { get; } = new("--token-file") { Description = "File with the bearer token the agent requires (grpc.token on the agent)" };
+
+    public Option<string?> Kubeconfig { get; } = new("--kubeconfig") { Description = "kubeconfig used to find the agent in the cluster. Defaults to $KUBECONFIG, then ~/.kube/config" };
+
+    public Option<string?> Context { get; } = new("--context") { Description = "kubeconfig context. Defaults to its current-context" };
+
+    public Option<string?> Node { get; } = new("--node") { Description = "Talk to the agent on this node (each agent stores only its own node's data)" };
+
+    public AgentConnectionOptions()
+    {
+        Output.AcceptOnlyFromAmong("table", "wide", "json", "yaml");
+    }
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { Output, Agent, Timeout, CaFile, InsecureSkipTlsVerify, TokenFile, Kubeconfig, Context, Node })
+            command.Options.Add(option);
+    }
+}
+
+/// <summary>Where the CLI reads its environment; tests replace it so the developer's own setup cannot leak in.</summary>
+public sealed class CliEnvironment
+{
+    public Func<string, string?> Variable { get; init; } = Environment.GetEnvironmentVariable;
+    public string HomeDirectory { get; init; } = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+    public string Kubectl { get; init; } = "kubectl";
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    public static CliEnvironment Process { get; } = new();
+
+    /// <summary>--kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config; null when none exists.</summary>
+    public string? KubeconfigPath(string? explicitPath)
+    {
+        if (!string.IsNullOrEmpty(explicitPath)) return explicitPath;
+        var fromEnvironment = Variable("KUBECONFIG");
+        if (!string.IsNullOrEmpty(fromEnvironment))
+        {
+            // kubectl merges the list; the first file that exists is where current-context usually lives.
+            return fromEnvironment.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(File.Exists);
+        }
+        var home = Path.Combine(HomeDirectory, ".kube", "config");
+        return File.Exists(home) ? home : null;
+    }
+}
+
+/// <summary>A connected client plus whatever keeps the connection alive (a port-forward child).</summary>
+public sealed class AgentConnection : IAsyncDisposable
+{
+    private readonly PortForward? _portForward;
+
+    private AgentConnection(ExecTraceClient client, string address, PortForward? portForward)
+    {
+        Client = client;
+        Address = address;
+        _portForward = portForward;
+    }
+
+    public ExecTraceClient Client { get; }
+
+    /// <summary>How the address reads in messages (what the user typed, or the pod behind the port-forward).</summary>
+    public string Address { get; }
+
+    /// <summary>Parses "host:port" or "http(s)://host:port" into the URI the gRPC client wants.</summary>
+    public static bool TryParseAddress(string text, out Uri address)
+    {
+        address = null!;
+        text = text.Trim();
+        if (!text.Contains("://", StringComparison.Ordinal)) text = "http://" + text;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host)
+            || uri.AbsolutePath is not ("/" or "") || !string.IsNullOrEmpty(uri.Query))
+            return false;
+        address = uri;
+        return true;
+    }
+
+    /// <summary>
+    /// Connects: --agent, else $EBPF_AGENT, else (when a kubeconfig exists) the agent pod on the right node via
+    /// kubectl port-forward, else 127.0.0.1:50051. <paramref name="targetPod"/> picks the node for pod-scoped commands.
+    /// </summary>
+    public static async Task<AgentConnection> OpenAsync(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment,
+        (string Namespace, string Pod)? targetPod, CancellationToken cancellationToken)
+    {
+        string? token = null;
+        if (parse.GetValue(options.TokenFile) is { } tokenFile)
+        {
+            try { token = File.ReadAllText(tokenFile.FullName).Trim(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliUsageException($"cannot read --token-file {tokenFile.FullName}: {e.Message}");
+            }
+        }
+        var caFile = parse.GetValue(options.CaFile);
+        if (caFile is not null && !caFile.Exists) throw new CliUsageException($"--ca-file {caFile.FullName} does not exist");
+
+        string? text = parse.GetValue(options.Agent);
+        if (string.IsNullOrWhiteSpace(text)) text = environment.Variable(AgentConnectionOptions.AgentEnvironmentVariable);
+        PortForward? portForward = null;
+        string display;
+        Uri address;
+        if (!string.IsNullOrWhiteSpace(text))
+        {
+            if (!TryParseAddress(text, out address))
+                throw new CliUsageException($"agent address '{text}' is not host:port or http(s)://host:port");
+            display = text.Trim();
+        }
+        else if (environment.KubeconfigPath(parse.GetValue(options.Kubeconfig)) is { } kubeconfig)
+        {
+            var agent = await DiscoverAsync(kubeconfig, parse.GetValue(options.Context), parse.GetValue(options.Node), targetPod, cancellationToken).ConfigureAwait(false);
+            portForward = await PortForward.StartAsync(agent, kubeconfig, parse.GetValue(options.Context), TimeSpan.FromSeconds(20),
+                cancellationToken, environment.Kubectl).ConfigureAwait(false);
+            address = new Uri($"http://127.0.0.1:{portForward.LocalPort}");
+            display = $"pod {agent.Namespace}/{agent.Name} on node {agent.Node} (via kubectl port-forward 127.0.0.1:{portForward.LocalPort})";
+        }
+        else
+        {
+            TryParseAddress(AgentConnectionOptions.DefaultAddress, out address);
+            display = AgentConnectionOptions.DefaultAddress;
+        }
+
+        var client = new ExecTraceClient(new GrpcClientOptions
+        {
+            Address = address,
+            BearerToken = token,
+            CertificateAuthorityPath = caFile?.FullName,
+            InsecureSkipVerify = parse.GetValue(options.InsecureSkipTlsVerify),
+        });
+        return new AgentConnection(client, display, portForward);
+    }
+
+    /// <summary>The agent pod for a command: on the target pod's node, on --node, or the cluster's only agent.</summary>
+    public static async Task<AgentPod> DiscoverAsync(string kubeconfig, string? context, string? node, (string Namespace, string Pod)? targetPod,
+        CancellationToken cancellationToken)
+    {
+        KubeClientConfig config;
+        try { config = KubeClientConfig.FromKubeconfig(kubeconfig, context); }
+        catch (KubeConfigException e) { throw new AgentDiscoveryException($"{e.Message} (or pass --agent)", e); }
+        using var kube = new KubeApiClient(config, new KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(15) });
+        var discovery = new AgentDiscovery(kube);
+        if (node is null && targetPod is { } target)
+            node = await discovery.NodeOfPodAsync(target.Namespace, target.Pod, cancellationToken).ConfigureAwait(false);
+        return await discovery.FindAgentAsync(node, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The namespace of the kubeconfig's context, for `pod` without -n; null without a kubeconfig or namespace.</summary>
+    public static string? KubeconfigNamespace(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment)
+    {
+        if (environment.KubeconfigPath(parse.GetValue(options.Kubeconfig)) is not { } path) return null;
+        try { return KubeClientConfig.FromKubeconfig(path, parse.GetValue(options.Context)).Namespace; }
+        catch (KubeConfigException) { return null; }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        if (_portForward is not null) await _portForward.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>A flag value that parsed but makes no sense (exit 2), found after System.CommandLine's own checks.</summary>
+public sealed class CliUsageException(string message) : Exception(message);
