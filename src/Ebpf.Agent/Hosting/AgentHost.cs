@@ -144,8 +144,9 @@ public static partial class AgentHost
             (ns, name) => identity.Pods.TryGetPod(ns, name, out var pod) ? pod : null,
             uid => identity.Pods.TryGetPod(uid, out var pod) ? pod : null), time);
 
+        // Rebuild what a root or request may still be waiting for: the wait window, the skew and the exec start window.
         var pipeline = new NodePipeline(capture?.Events, identity, correlator, store, hub, options.NodeName, metrics, time,
-            loggers.CreateLogger<NodePipeline>());
+            loggers.CreateLogger<NodePipeline>(), options.Correlation.AuditWaitWindow + options.Correlation.ClockSkew + TimeSpan.FromSeconds(10));
         var sink = new StoreAuditSink(store, hub, pipeline);
 
         builder.Services.AddSingleton<IHostedService>(new StoreCloser(identity, store));

@@ -23,6 +23,8 @@ public sealed partial class NodePipeline : BackgroundService
 {
     private static readonly TimeSpan TickInterval = TimeSpan.FromSeconds(1);
     private const int MaxNodeEventsPerTurn = 512;
+    /// <summary>At most this many of the newest stored records are read when rebuilding: bounds start-up time.</summary>
+    private const ulong MaxRebuildRecords = 200_000;
 
     private readonly ChannelReader<Events.NodeEvent>? _nodeEvents;
     private readonly NodeIdentity _identity;
@@ -38,10 +40,20 @@ public sealed partial class NodePipeline : BackgroundService
     private readonly Channel<IReadOnlyList<CoreAudit.AuditEvent>> _audit = Channel.CreateBounded<IReadOnlyList<CoreAudit.AuditEvent>>(
         new BoundedChannelOptions(1024) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeSpan _rebuildWindow;
+    // Seeded and rebuilt processes by key: their container id ("" outside containers), to tell whether a parent
+    // was in the child's container when the correlator state is rebuilt from the store.
+    private readonly Dictionary<ProcessKey, string> _knownAtStart = [];
 
+    /// <param name="rebuildWindow">
+    /// How far back stored node and audit records are fed to the correlator again at start-up (without emitting), so
+    /// an exec recorded before a restart still joins the audit event that arrives after it. Zero disables it.
+    /// </param>
     public NodePipeline(ChannelReader<Events.NodeEvent>? nodeEvents, NodeIdentity identity, ExecSessionCorrelator correlator,
-        EventStore store, RecordHub hub, string node, AgentMetrics metrics, TimeProvider time, ILogger<NodePipeline> logger)
+        EventStore store, RecordHub hub, string node, AgentMetrics metrics, TimeProvider time, ILogger<NodePipeline> logger,
+        TimeSpan rebuildWindow = default)
     {
+        _rebuildWindow = rebuildWindow;
         _nodeEvents = nodeEvents;
         _identity = identity;
         _correlator = correlator;
@@ -66,6 +78,7 @@ public sealed partial class NodePipeline : BackgroundService
         try
         {
             SeedExistingProcesses();
+            await RebuildFromStoreAsync(stoppingToken).ConfigureAwait(false);
             _started.TrySetResult();
             var nextTick = _time.GetUtcNow() + TickInterval;
             while (!stoppingToken.IsCancellationRequested)
@@ -133,9 +146,106 @@ public sealed partial class NodePipeline : BackgroundService
             if (!identity.IsContainer)
                 continue;
             Emit(_correlator.OnNodeEvent(CorrelationInputMapper.FromExisting(process, identity, now)).Outputs);
+            _knownAtStart[process.Key] = identity.Container?.ContainerId ?? "";
             seeded++;
         }
         LogSeeded(seeded);
+    }
+
+    /// <summary>
+    /// The correlator's state lives in memory; the store keeps what it was built from. Stored node and audit records
+    /// of the last <see cref="_rebuildWindow"/> are fed to it again in sequence order, with its outputs dropped: they
+    /// were emitted (and stored) before the restart, and the same inputs give the same joins. What was still pending
+    /// then is pending again and completes when its other half arrives or its window closes.
+    /// </summary>
+    private async Task RebuildFromStoreAsync(CancellationToken ct)
+    {
+        ulong last = _store.LastSequence;
+        if (_rebuildWindow <= TimeSpan.Zero || last == 0)
+            return;
+        var cutoff = _time.GetUtcNow() - _rebuildWindow;
+        ulong from = last > MaxRebuildRecords ? last - MaxRebuildRecords + 1 : 1;
+        int nodeRecords = 0, auditRecords = 0;
+        await foreach (var record in _store.ReplayAsync(from, cancellationToken: ct).ConfigureAwait(false))
+        {
+            // Records stored from now on reach the loop the ordinary way.
+            if (record.Sequence > last)
+                break;
+            if (record.Time is { } t && t.ToDateTimeOffset() < cutoff)
+                continue;
+            if (record.BodyCase == Record.BodyOneofCase.AuditEvent)
+            {
+                if (StoredRecordMapper.FromStored(record.AuditEvent) is { } request)
+                {
+                    _correlator.OnAuditEvent(request);
+                    auditRecords++;
+                }
+                continue;
+            }
+            if (record.BodyCase != Record.BodyOneofCase.NodeEvent)
+                continue;
+            var e = record.NodeEvent;
+            var workload = e.Workload is { CgroupId: > 0 } w ? _identity.Resolver.Resolve(w.CgroupId) : null;
+            if (workload is { IsContainer: false })
+                workload = null;
+            string containerId = workload?.Container?.ContainerId ?? "";
+            bool parentInContainer = false;
+            if (e.Exec is { } exec)
+            {
+                // A process that was already running is known from /proc: its exec is history, not a new root.
+                if (ProcessKey.TryParse(e.ProcessKey, out var key) && _knownAtStart.ContainsKey(key.Value))
+                    continue;
+                parentInContainer = ProcessKey.TryParse(exec.ParentProcessKey, out var parentKey)
+                    && _knownAtStart.TryGetValue(parentKey.Value, out var parentContainer) && parentContainer == containerId && containerId.Length > 0;
+            }
+            var input = StoredRecordMapper.FromStored(record, workload, parentInContainer);
+            if (input is null)
+                continue;
+            if (input is ProcessExecRecord or ProcessForkRecord)
+                _knownAtStart[input.Key] = containerId;
+            _correlator.OnNodeEvent(input);
+            nodeRecords++;
+        }
+        LogRebuilt(nodeRecords, auditRecords, from, last);
+        EmitUnlessStored(_correlator.Tick(_time.GetUtcNow()));
+        _knownAtStart.Clear();
+        _knownAtStart.TrimExcess();
+    }
+
+    /// <summary>
+    /// The first tick after a rebuild closes the windows that were open at the restart. A window that had already
+    /// closed before it (a root whose wait ended shortly before the restart is still inside the rebuild window) gives
+    /// a session the store already holds as it is: that one, its attribution and its finding are not emitted twice.
+    /// </summary>
+    private void EmitUnlessStored(IReadOnlyList<CorrelationOutput> outputs)
+    {
+        var stored = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var output in outputs)
+        {
+            if (output is SessionChanged { Session: var s } && StoredSession(s.Id) is { } existing
+                && existing.Id == s.Id && (int)existing.Kind == (int)s.Kind && (int)existing.Confidence == (int)s.Confidence)
+                stored.Add(s.Id);
+        }
+        Emit(outputs.Where(o => o switch
+        {
+            SessionChanged c => !stored.Contains(c.Session.Id),
+            AttributionUpdated a => !stored.Contains(a.SessionId),
+            FindingRaised f => f.Finding.SessionId is not { } id || !stored.Contains(id),
+            _ => true,
+        }).ToList());
+
+        Session? StoredSession(string id)
+        {
+            try
+            {
+                return _store.GetSession(id)?.Session;
+            }
+            catch (AmbiguousSessionIdException)
+            {
+                // Not stored under this exact id; the lookup fell back to matching it as a prefix of others.
+                return null;
+            }
+        }
     }
 
     private void HandleNodeEvent(Events.NodeEvent e)
@@ -233,6 +343,9 @@ public sealed partial class NodePipeline : BackgroundService
 
     [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Pipeline started: {Count} existing container processes known")]
     private partial void LogSeeded(int count);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Correlation state rebuilt from the store: {NodeRecords} node and {AuditRecords} audit records of sequences {From}..{Last}")]
+    private partial void LogRebuilt(int nodeRecords, int auditRecords, ulong from, ulong last);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Critical, Message = "The node pipeline failed; attribution has stopped")]
     private partial void LogPipelineFailed(Exception exception);
