@@ -1,3 +1,4 @@
+using Ebpf.Testing;
 using System.Text.RegularExpressions;
 using YamlDotNet.RepresentationModel;
 

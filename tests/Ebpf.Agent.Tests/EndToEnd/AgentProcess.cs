@@ -1,3 +1,4 @@
+using Ebpf.Testing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
