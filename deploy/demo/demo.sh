@@ -126,7 +126,7 @@ say "Waiting for the audit wait window (8 s) so the unmatched exec is called out
 sleep 10
 
 say "kubectl exectrace sessions"
-kubectl exectrace sessions --agent "$GRPC" -o wide
+kubectl exectrace sessions --agent "$GRPC"
 for id in $(kubectl exectrace sessions --agent "$GRPC" -o json | python3 -c 'import json,sys; [print(s["id"]) for s in json.load(sys.stdin) if s.get("kind") in ("SESSION_KIND_EXEC","SESSION_KIND_UNATTRIBUTED_EXEC")]'); do
   say "kubectl exectrace show $id"
   kubectl exectrace show "$id" --agent "$GRPC"
