@@ -249,7 +249,7 @@ public sealed partial class EventStore
                 return null;
             }
             var record = Record.Parser.ParseFrom(payload);
-            if ((expected is not null && record.BodyCase != expected) || RecordIndex.KindOf(record) == RecordKind.Unspecified)
+            if ((expected is not null && record.BodyCase != expected) || Ebpf.Api.RecordKinds.Of(record) == RecordKind.Unspecified)
             {
                 CountMalformed(sequence, table);
                 return null;

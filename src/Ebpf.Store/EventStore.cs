@@ -245,7 +245,7 @@ public sealed partial class EventStore : IAsyncDisposable
     private static void Validate(Record record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        if (RecordIndex.KindOf(record) == RecordKind.Unspecified)
+        if (Ebpf.Api.RecordKinds.Of(record) == RecordKind.Unspecified)
             throw new ArgumentException($"the store journals node events, audit events, sessions, attribution updates and findings, not '{record.BodyCase}'.", nameof(record));
     }
 

@@ -13,15 +13,6 @@ internal readonly struct RecordIndex
     /// <summary>The process the record belongs to. For a fork it is the child: the process whose life the fork starts.</summary>
     public string? ProcessKey { get; init; }
 
-    public static RecordKind KindOf(Record record) => record.BodyCase switch
-    {
-        Record.BodyOneofCase.NodeEvent => RecordKind.NodeEvent,
-        Record.BodyOneofCase.AuditEvent => RecordKind.AuditEvent,
-        Record.BodyOneofCase.Session => RecordKind.Session,
-        Record.BodyOneofCase.Attribution => RecordKind.Attribution,
-        Record.BodyOneofCase.Finding => RecordKind.Finding,
-        _ => RecordKind.Unspecified,
-    };
 
     public static RecordIndex Of(Record record)
     {

@@ -30,15 +30,7 @@ internal sealed class RecordFilter
 
     public bool IsEmpty => _kinds is null && _namespace is null && _pod is null && _user is null && _sessionId is null;
 
-    public static RecordKind KindOf(Record record) => record.BodyCase switch
-    {
-        Record.BodyOneofCase.NodeEvent => RecordKind.NodeEvent,
-        Record.BodyOneofCase.AuditEvent => RecordKind.AuditEvent,
-        Record.BodyOneofCase.Session => RecordKind.Session,
-        Record.BodyOneofCase.Attribution => RecordKind.Attribution,
-        Record.BodyOneofCase.Finding => RecordKind.Finding,
-        _ => RecordKind.Unspecified,
-    };
+    public static RecordKind KindOf(Record record) => RecordKinds.Of(record);
 
     /// <summary>Not thread-safe: the owning subscriber serializes calls.</summary>
     public bool Matches(Record record)
