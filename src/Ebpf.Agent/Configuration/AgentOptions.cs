@@ -117,6 +117,13 @@ public sealed class CorrelationConfig
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(2);
     /// <summary>How long after an exec starts its audit event may still arrive. Defaults to 60 s.</summary>
     public TimeSpan AuditWaitWindow { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// "ip:port" endpoints of the API server as pods reach it (the kubernetes Service's ClusterIP:443, or the server
+    /// address itself); pods connecting there are candidates for their service-account token's API calls. Defaults to
+    /// empty: derived from the API server URL the pod watch uses and, in a pod, KUBERNETES_SERVICE_HOST/PORT
+    /// (see <see cref="ApiServerEndpointList"/>).
+    /// </summary>
+    public List<string> ApiServerEndpoints { get; set; } = [];
 }
 
 /// <summary>Parses "host:port" listen addresses; "*" and "0.0.0.0" mean all interfaces.</summary>

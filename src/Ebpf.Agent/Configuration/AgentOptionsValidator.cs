@@ -51,6 +51,11 @@ public static class AgentOptionsValidator
             errors.Add("correlation.clockSkew must be between 0 and 5 minutes");
         if (o.Correlation.AuditWaitWindow < TimeSpan.FromSeconds(1) || o.Correlation.AuditWaitWindow > TimeSpan.FromHours(1))
             errors.Add("correlation.auditWaitWindow must be between 1 s and 1 h");
+        foreach (var endpoint in o.Correlation.ApiServerEndpoints)
+        {
+            if (!ApiServerEndpointList.TryParse(endpoint, out _, out string? error))
+                errors.Add($"correlation.apiServerEndpoints: {error}");
+        }
         return errors;
     }
 

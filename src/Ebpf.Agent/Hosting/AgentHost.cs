@@ -111,12 +111,15 @@ public static partial class AgentHost
         }
 
         readiness.Register("pods");
+        bool standalone = options.Standalone || options.PodsFile is not null;
+        // Discovered once: the pod watch uses it and the correlator's API server endpoints derive from its URL.
+        var api = NodeIdentity.DiscoverApi(options.Kubeconfig, standalone);
         var identity = NodeIdentity.Start(new NodeIdentityOptions
         {
             NodeName = options.NodeName,
-            Standalone = options.Standalone || options.PodsFile is not null,
+            Standalone = standalone,
             Kubeconfig = options.Kubeconfig,
-        }, time, loggers);
+        }, time, loggers, api);
         if (options.PodsFile is { } podsFile)
         {
             try
@@ -133,6 +136,8 @@ public static partial class AgentHost
             LogStandalone(startupLog, options.NodeName);
         }
 
+        var apiServerEndpoints = ApiServerEndpointList.Resolve(options.Correlation.ApiServerEndpoints, api?.Server, Environment.GetEnvironmentVariable);
+        LogApiServerEndpoints(startupLog, apiServerEndpoints.Count == 0 ? "none (service-account token calls stay unattributed)" : string.Join(", ", apiServerEndpoints));
         var correlator = new ExecSessionCorrelator(new CorrelationOptions
         {
             ClockSkew = options.Correlation.ClockSkew,
@@ -140,6 +145,7 @@ public static partial class AgentHost
             // Exited processes must outlive the wait for their audit event.
             ExitedProcessRetention = options.Correlation.AuditWaitWindow > TimeSpan.FromMinutes(5) ? options.Correlation.AuditWaitWindow : TimeSpan.FromMinutes(5),
             NodeName = options.NodeName,
+            ApiServerEndpoints = apiServerEndpoints,
         }, new PodSpecLookup(
             (ns, name) => identity.Pods.TryGetPod(ns, name, out var pod) ? pod : null,
             uid => identity.Pods.TryGetPod(uid, out var pod) ? pod : null), time);
@@ -375,4 +381,7 @@ public static partial class AgentHost
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Standalone with a pod snapshot: {Count} pods of this node loaded from {Path}")]
     private static partial void LogPodSnapshot(ILogger logger, int count, string path);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "API server endpoints for service-account token attribution: {Endpoints}")]
+    private static partial void LogApiServerEndpoints(ILogger logger, string endpoints);
 }
