@@ -24,6 +24,9 @@ public sealed class AgentProcessOptions
 
     /// <summary>Data directory to reuse (restart tests); null creates a temporary one the agent owns.</summary>
     public string? DataDirectory { get; init; }
+
+    /// <summary><c>capture.filter</c>; null keeps the agent's default (<c>containers</c>).</summary>
+    public string? CaptureFilter { get; init; }
 }
 
 /// <summary>
@@ -82,7 +85,7 @@ public sealed class AgentProcess : IAsyncDisposable
             correlation:
               auditWaitWindow: "{options.AuditWaitWindow.ToString("c", CultureInfo.InvariantCulture)}"
               clockSkew: "00:00:02"
-            """);
+            """ + (options.CaptureFilter is { } filter ? $"\ncapture:\n  filter: {filter}\n" : ""));
         int grpc = FreePort(), webhook = FreePort(), health = FreePort();
         var psi = new ProcessStartInfo("dotnet")
         {

@@ -69,13 +69,17 @@ public sealed class PodScene : IAsyncDisposable
         }
     }
 
-    public AgentProcessOptions AgentOptions(TimeSpan? auditWaitWindow = null, string? dataDirectory = null) => new()
+    public AgentProcessOptions AgentOptions(TimeSpan? auditWaitWindow = null, string? dataDirectory = null, string? captureFilter = null) => new()
     {
         NodeName = NodeName,
         Kubeconfig = KubeApi.Kubeconfig(),
         AuditWaitWindow = auditWaitWindow ?? TimeSpan.FromSeconds(5),
         DataDirectory = dataDirectory,
+        CaptureFilter = captureFilter,
     };
+
+    /// <summary>The first of the pod object's status.podIPs.</summary>
+    public string PodIp => PodObject["status"]!["podIPs"]![0]!["ip"]!.GetValue<string>();
 
     public ExecAuditRequest ExecRequest(IReadOnlyList<string> command, AuditUser user, DateTimeOffset requestReceived) => new()
     {
