@@ -196,12 +196,15 @@ public sealed class ExecSessionCorrelator
         p.Workload = e.Workload;
 
         bool enteredFromOutside = containerCgroup is not null && (e.PreviousImageWasRuntime || e.ParentOutsideContainer);
-        if (enteredFromOutside && p.Root is null && p.Container is { } container)
+        // The init exec'ing again (sh -c "…; sleep") still has its runtime parent outside: it entered nothing.
+        if (enteredFromOutside && p.Root is null && p.Container is { } container && container.Init != p)
         {
-            if (container.Init is null && container.EverTracked == 1)
+            if (container.Init is null && IsFirstLineageOf(p, container))
             {
                 // The first process the runtime puts into a container is its init (runc run/create),
-                // not a runc exec: it has the same runtime-init previous image and outside parent.
+                // not a runc exec: it has the same runtime-init previous image and outside parent. runc init's
+                // nsexec stages fork inside the container's cgroup before the last one execs the entrypoint, so
+                // "first" means every process the container ever had is this one or its ancestor.
                 container.Init = p;
                 if (p.Session is null) ClaimForContainerSessions(p, ref outputs);
             }
@@ -216,6 +219,14 @@ public sealed class ExecSessionCorrelator
             ClaimForContainerSessions(p, ref outputs);
         }
         return Touch(p, e.Sequence, e.Time);
+    }
+
+    private static bool IsFirstLineageOf(ProcessState p, ContainerState container)
+    {
+        long lineage = 1;
+        for (var a = p.Parent; a is not null && a.Container == container && lineage < container.EverTracked; a = a.Parent)
+            lineage++;
+        return lineage == container.EverTracked;
     }
 
     private string? OnFork(ProcessForkRecord f, ref List<CorrelationOutput>? outputs)
