@@ -138,6 +138,10 @@ public sealed class PodAccessEndToEndTests(ITestOutputHelper output)
                 using var connection = new TcpClient(AddressFamily.InterNetwork);
                 await connection.ConnectAsync(IPAddress.Loopback, listener.Port);
             }
+            // The stream closes after its connections and the webhook batches: the ResponseComplete event reaches the
+            // agent well after the connect records. Without this pause the audit channel can overtake the ring
+            // buffer, and connections counted after the last session update stay out of the stored count.
+            await Task.Delay(TimeSpan.FromSeconds(1));
             await agent.PostAuditAsync(ExecAuditRequest.EventList(PodAccessAuditEvents.PortForward(auditId, "ResponseComplete",
                 scene.Namespace, scene.Pod, listener.Port, Carol, received, DateTimeOffset.UtcNow)));
 
