@@ -603,6 +603,28 @@ public sealed class ExecSessionCorrelatorTests
     }
 
     [Fact]
+    public void OnNodeEvent_RuncInitStagesForkBeforeEntrypoint_EntrypointAndItsReExecAreTheInit()
+    {
+        // runc create: runc init's nsexec stage runs in the container's cgroup and forks the process that execs
+        // the entrypoint, whose parent (the stage) still counts as outside; the entrypoint may exec again.
+        var s = new CorrelationScenario();
+        var stage = s.Fork(CorrelationScenario.Key(990_001, 1), 100, 0, AppId);
+        s.Node(stage);
+        var child = s.Fork(stage.Key, 101, 5, AppId);
+        s.Node(child);
+        var entrypoint = s.RuntimeExec(101, 10, AppId, "sh", "-c", "prepare; exec /app/server") with { Key = child.Key, ParentKey = stage.Key };
+        s.Node(entrypoint);
+        s.Node(s.ChildExec(entrypoint.Key, stage.Key, 20, AppId, "/app/server") with { ParentOutsideContainer = true });
+        var exec = s.RuntimeExec(200, 1_000, AppId, "sh");
+        s.Node(exec);
+        s.Tick(300_000);
+
+        var session = Assert.Single(s.Correlator.Sessions());
+        Assert.Equal(exec.Key, session.RootProcessKey);
+        Assert.Equal(SessionKind.UnattributedExec, session.Kind);
+    }
+
+    [Fact]
     public void Tick_AfterRetention_SessionsAndProcessesAreForgotten()
     {
         var s = new CorrelationScenario();
