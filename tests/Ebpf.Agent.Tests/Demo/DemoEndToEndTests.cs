@@ -8,6 +8,7 @@ namespace Ebpf.Agent.Tests.Demo;
 /// reads what the real `kubectl` binary prints when it runs our plugin from PATH. Root, runc and kubectl needed:
 /// skipped otherwise, except with CI=true, where it must run.
 /// </summary>
+[Collection(Ebpf.Agent.Tests.EndToEnd.EndToEndCollection.Name)]
 public sealed class DemoEndToEndTests
 {
     [DemoFact]
@@ -39,7 +40,7 @@ public sealed class DemoEndToEndTests
 
         // kubectl exectrace sessions: both users' execs attributed with certainty, the third exec called out.
         var lines = output.Split('\n');
-        Assert.Contains(lines, l => l.Contains("certain", StringComparison.Ordinal) && l.Contains("alice@example.com", StringComparison.Ordinal) && l.Contains("shop/web-1", StringComparison.Ordinal) && l.Contains("203.0.113.7", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("certain", StringComparison.Ordinal) && l.Contains("alice@example.com", StringComparison.Ordinal) && l.Contains("shop/web-1", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("certain", StringComparison.Ordinal) && l.Contains("bob@example.com", StringComparison.Ordinal) && l.Contains("payments/api-1", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("UNATTRIBUTED", StringComparison.Ordinal) && l.Contains("payments/api-1", StringComparison.Ordinal) && l.Contains("id; cat /etc/passwd", StringComparison.Ordinal));
 
