@@ -53,6 +53,12 @@ public sealed class DemoEndToEndTests
         Assert.Contains(lines, l => l.Contains("connect 127.0.0.1:18181 → ok", StringComparison.Ordinal));
         Assert.Contains("who:     <no audit event: unknown user>", output, StringComparison.Ordinal);
 
+        // The agent's /metrics: events by kind, sessions by confidence, audit events appended.
+        Assert.Contains(lines, l => l.StartsWith("  ebpf_capture_events_total{kind=\"exec\"}", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  ebpf_sessions{confidence=\"certain\"} 2", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  ebpf_capture_drops_total{kind=\"exec\",stage=\"kernel\"} ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  ebpf_audit_webhook_total{counter=\"appended\"} 4", StringComparison.Ordinal));
+
         // kubectl exectrace findings: the exec that went around the API server.
         Assert.Contains(lines, l => l.Contains("HIGH", StringComparison.Ordinal) && l.Contains("unattributed-exec", StringComparison.Ordinal));
     }
