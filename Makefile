@@ -46,7 +46,7 @@ build: bpf
 
 ## test: everything (kernel tests need root; in CI they fail loudly if they cannot run)
 test: build tracefs
-	$(DOTNET) test Ebpf.sln -c $(CONFIG) --no-build --nologo -v q $(ARGS)
+	$(DOTNET) test Ebpf.sln -c $(CONFIG) --no-build --nologo $(ARGS)
 
 ## run: the agent in standalone mode on this machine, store under ./data
 run: build tracefs

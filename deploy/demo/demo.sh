@@ -133,4 +133,6 @@ for id in $(kubectl exectrace sessions --agent "$GRPC" -o json | python3 -c 'imp
 done
 say "kubectl exectrace findings"
 kubectl exectrace findings --agent "$GRPC"
+say "curl http://$HEALTH/metrics (excerpt: what was captured, and every place data could have been lost)"
+curl -fsS "http://$HEALTH/metrics" | grep -E '^ebpf_(capture_events_total|capture_drops_total|sessions|findings_total|store_records_total|audit_webhook_total\{counter="appended"|grpc_subscriber_dropped_total)' | sed 's/^/  /'
 say "Done: the agent, the pods and the data are being removed"

@@ -337,6 +337,8 @@ public static partial class AgentHost
         return text.ToString();
     }
 
+    private static readonly Ebpf.Events.EventKind[] RecordedKinds = Enum.GetValues<Ebpf.Events.EventKind>().Where(k => k != Ebpf.Events.EventKind.Unknown).ToArray();
+
     private static void RegisterMetrics(AgentMetrics metrics, KernelCapture? capture, EventStore store, RecordHub hub, NodeIdentity identity, AuditWebhookReceiver? receiver)
     {
         static Measurement<long> M(ulong value, params KeyValuePair<string, object?>[] tags) => new((long)value, tags);
@@ -346,9 +348,13 @@ public static partial class AgentHost
                 () => capture.Snapshot().EventsByKind.Select(kv => M(kv.Value, AgentMetrics.Tag("kind", AgentMetrics.KindName(kv.Key)))));
             metrics.Observe("ebpf.capture.drops", "Kernel records lost, by stage (kernel: ring buffer full; handoff: pipeline channel full) and kind", isCounter: true, () =>
             {
+                // Every kind and stage, zeros included: an alert on drops needs the series to exist before the first loss.
                 var c = capture.Snapshot();
-                return c.KernelDropsByKind.Select(kv => M(kv.Value, AgentMetrics.Tag("stage", "kernel"), AgentMetrics.Tag("kind", AgentMetrics.KindName(kv.Key))))
-                    .Concat(c.HandoffDropsByKind.Select(kv => M(kv.Value, AgentMetrics.Tag("stage", "handoff"), AgentMetrics.Tag("kind", AgentMetrics.KindName(kv.Key)))));
+                return RecordedKinds.SelectMany(kind => new[]
+                {
+                    M(c.KernelDropsByKind.GetValueOrDefault(kind), AgentMetrics.Tag("stage", "kernel"), AgentMetrics.Tag("kind", AgentMetrics.KindName(kind))),
+                    M(c.HandoffDropsByKind.GetValueOrDefault(kind), AgentMetrics.Tag("stage", "handoff"), AgentMetrics.Tag("kind", AgentMetrics.KindName(kind))),
+                });
             });
             metrics.Observe("ebpf.capture.decode_errors", "Kernel records that could not be decoded, by reason", isCounter: true,
                 () => capture.Snapshot().DecodeErrorsByReason.Select(kv => M(kv.Value, AgentMetrics.Tag("reason", kv.Key))));
