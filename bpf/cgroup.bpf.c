@@ -41,7 +41,12 @@ static __always_inline void fill_cgroup(__u16 kind, struct cgroup *cgrp, const c
 	e->path_len = n;
 	size = sizeof(*e) + n;
 	fill_header(&e->hdr, kind, size);
-	scratch_emit(s, kind, size);
+	/*
+	 * Wake the reader now, whatever the threshold: user space adds a new kubepods root to container_roots when it
+	 * sees its mkdir, and must do so before the container's first process runs, or the in-kernel filter drops it.
+	 * cgroup creation is rare, so this costs nothing measurable.
+	 */
+	scratch_emit_flags(s, kind, size, BPF_RB_FORCE_WAKEUP);
 	scratch_release(s);
 }
 

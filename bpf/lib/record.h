@@ -78,13 +78,18 @@ static __always_inline void scratch_release(struct scratch_record *s)
 }
 
 /* size: the record's data bytes, already written to header.size */
-static __always_inline void scratch_emit(struct scratch_record *s, __u16 kind, __u32 size)
+static __always_inline void scratch_emit_flags(struct scratch_record *s, __u16 kind, __u32 size, __u64 flags)
 {
 	size &= SCRATCH_MASK;
 	if (size < sizeof(struct event_header))
 		size = sizeof(struct event_header);
-	if (bpf_ringbuf_output(&events, s->data, size, wakeup_flags()))
+	if (bpf_ringbuf_output(&events, s->data, size, flags))
 		count_drop(kind);
+}
+
+static __always_inline void scratch_emit(struct scratch_record *s, __u16 kind, __u32 size)
+{
+	scratch_emit_flags(s, kind, size, wakeup_flags());
 }
 
 #endif
