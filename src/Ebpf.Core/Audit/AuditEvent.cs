@@ -7,7 +7,7 @@ namespace Ebpf.Core.Audit;
 /// One Kubernetes API-server audit event, <c>audit.k8s.io/v1 Event</c>, also accepting the older
 /// v1beta1/v1alpha1 shape (<c>timestamp</c>, <c>metadata.creationTimestamp</c>, often no <c>apiVersion</c>).
 /// Field names follow k8s.io/apiserver/pkg/apis/audit/v1/types.go. Request and response objects stay raw JSON.
-/// Instances come from <see cref="AuditEventParser"/>; <see cref="RawJson"/> and <see cref="Derived"/> are filled there.
+/// Instances come from <see cref="AuditEventParser"/>, which fills <see cref="RawJson"/>; <see cref="Derived"/> is computed on first use.
 /// </summary>
 public sealed class AuditEvent
 {
@@ -25,11 +25,24 @@ public sealed class AuditEvent
     [JsonPropertyName("objectRef")] public AuditObjectReference? ObjectRef { get; init; }
     [JsonPropertyName("responseStatus")] public AuditResponseStatus? ResponseStatus { get; init; }
 
-    /// <summary>The request body as sent (level Request or RequestResponse); a detached JSON clone, never materialized.</summary>
-    [JsonPropertyName("requestObject")] public JsonElement? RequestObject { get; init; }
+    /// <summary>The request body as sent (level Request or RequestResponse); a detached JSON element, built on first read.</summary>
+    [JsonIgnore]
+    public JsonElement? RequestObject
+    {
+        get => Materialize(ref _requestObject, RequestObjectJson);
+        init => _requestObject = new ElementBox(value);
+    }
 
-    /// <summary>The response body (level RequestResponse); a detached JSON clone, never materialized.</summary>
-    [JsonPropertyName("responseObject")] public JsonElement? ResponseObject { get; init; }
+    /// <summary>The response body (level RequestResponse); a detached JSON element, built on first read.</summary>
+    [JsonIgnore]
+    public JsonElement? ResponseObject
+    {
+        get => Materialize(ref _responseObject, ResponseObjectJson);
+        init => _responseObject = new ElementBox(value);
+    }
+
+    [JsonInclude, JsonPropertyName("requestObject")] internal RawJsonValue? RequestObjectJson { get; init; }
+    [JsonInclude, JsonPropertyName("responseObject")] internal RawJsonValue? ResponseObjectJson { get; init; }
 
     [JsonPropertyName("requestReceivedTimestamp")] public DateTimeOffset? RequestReceivedTimestamp { get; init; }
     [JsonPropertyName("stageTimestamp")] public DateTimeOffset? StageTimestamp { get; init; }
@@ -48,9 +61,46 @@ public sealed class AuditEvent
     [JsonIgnore] public AuditSourceFormat SourceFormat { get; internal set; }
 
     private AuditDerivedFields? _derived;
+    private ElementBox? _requestObject;
+    private ElementBox? _responseObject;
+
+    /// <summary>Holds a materialized body so readers on other threads see it whole (a JsonElement? is not written atomically).</summary>
+    private sealed class ElementBox(JsonElement? value)
+    {
+        public JsonElement? Value { get; } = value;
+    }
+
+    private JsonElement? Materialize(ref ElementBox? cache, RawJsonValue? raw)
+    {
+        if (cache is { } cached)
+        {
+            return cached.Value;
+        }
+
+        var box = new ElementBox(raw is { } r ? r.ToElement(RawJson) : null);
+        return (Interlocked.CompareExchange(ref cache, box, null) ?? box).Value;
+    }
 
     /// <summary>Fields computed once from the event (identity, exec/attach/port-forward details, dedupe key).</summary>
-    [JsonIgnore] public AuditDerivedFields Derived => _derived ??= AuditDerivedFields.Compute(this);
+    /// <remarks>
+    /// Computed on first access, not by the parser: policy evaluation and most stored events never read them, and
+    /// computing them for every event cost a sizeable share of parse time. Compute never throws and reads only
+    /// init-only fields, so a racing second computation is equal; CompareExchange keeps one instance for all readers.
+    /// </remarks>
+    [JsonIgnore]
+    public AuditDerivedFields Derived
+    {
+        get
+        {
+            if (_derived is { } derived)
+            {
+                return derived;
+            }
+
+            var computed = AuditDerivedFields.Compute(this);
+            return Interlocked.CompareExchange(ref _derived, computed, null) ?? computed;
+        }
+    }
 }
 
 /// <summary>authentication.k8s.io/v1 UserInfo as embedded in audit events.</summary>

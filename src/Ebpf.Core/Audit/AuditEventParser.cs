@@ -371,7 +371,6 @@ public sealed class AuditEventParser
 
         ev.RawJson = utf8.ToArray();
         ev.SourceFormat = format;
-        _ = ev.Derived;
         return new AuditParseItem(location, ev, null);
     }
 
@@ -447,7 +446,6 @@ public sealed class AuditEventParser
 
         ev.RawJson = utf8.ToArray();
         ev.SourceFormat = AuditSourceFormat.GkeCloudLogging;
-        _ = ev.Derived;
         return new AuditParseItem(location, ev, null);
     }
 
