@@ -328,14 +328,18 @@ public sealed class EventStoreTests : IDisposable
     [Fact]
     public async Task Append_QueueFull_DropsCountsAndNeverBlocks()
     {
-        // One slot and a long batch delay: the writer holds the first record while the rest find the queue full.
+        // One slot: a burst far faster than the writer finds the queue full. How many records the writer takes
+        // while the burst runs depends on scheduling, so the test asserts what the store guarantees: every record
+        // is either kept (with a sequence, and stored) or dropped and counted; none blocks the caller.
+        const int burst = 5_000;
         await using var store = _dir.Open(o => { o.QueueCapacity = 1; o.MaxBatchDelay = TimeSpan.FromSeconds(1); });
-        var records = Enumerable.Range(0, 50).Select(i => store.Append(Records.Exec($"{i}@1", "1@1", i, "/bin/true", ["true"], i))).ToList();
+        var records = Enumerable.Range(0, burst).Select(i => store.Append(Records.Exec($"{i}@1", "1@1", i, "/bin/true", ["true"], i))).ToList();
         await store.FlushAsync();
 
         var kept = records.Where(r => r.Sequence != 0).ToList();
-        Assert.InRange(kept.Count, 1, 2);
-        Assert.Equal(50 - kept.Count, store.Counters.Dropped);
+        Assert.NotEmpty(kept);
+        Assert.True(kept.Count < burst, "a one-slot queue cannot take a 5,000-record burst without dropping");
+        Assert.Equal(burst - kept.Count, store.Counters.Dropped);
         Assert.Equal(kept.Select(r => (long)r.Sequence), ReadSequences());
     }
 
