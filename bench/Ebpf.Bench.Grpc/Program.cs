@@ -1,6 +1,9 @@
 // Stream throughput of the gRPC framing layer: records/s to 1 and to 10 subscribers, read by our client and by
 // grpc-js, plus the same through RecordHub. Prints a table; exits non-zero if any scenario fails.
-// Usage: dotnet run -c Release --project bench/Ebpf.Bench.Grpc [-- --records N]
+// Usage: dotnet run -c Release --project bench/Ebpf.Bench.Grpc [-- --records N] [--only TEXT]
+//   --records N   records per scenario (split over the subscribers); default 1,000,000
+//   --only TEXT   run only the scenarios whose name contains TEXT (e.g. "ours: stream, 1 "), for profiling
+//   --warmup N    records streamed before the first measured scenario, so tiered JIT has settled; default 500,000
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
@@ -18,7 +21,28 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-var records = args.Length >= 2 && args[0] == "--records" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000_000;
+var records = 1_000_000;
+var warmup = 500_000;
+string? only = null;
+for (var i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--records":
+            records = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            break;
+        case "--warmup":
+            warmup = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            break;
+        case "--only":
+            only = args[i + 1];
+            break;
+        default:
+            Console.Error.WriteLine($"unknown argument {args[i]}");
+            return 2;
+    }
+}
+
 var sample = BenchService.Sample(1);
 Console.WriteLine($"record: NodeEvent exec, {sample.CalculateSize()} bytes serialized; {records:N0} records per subscriber");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server and clients in one process (node: separate process)");
@@ -28,7 +52,14 @@ var hub = new RecordHub(new RecordHubOptions { SubscriberQueueCapacity = records
 var service = new BenchService(hub);
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
-builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(new GrpcListenOptions { Port = 0 }));
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.ListenGrpc(new GrpcListenOptions { Port = 0 });
+    if (Environment.GetEnvironmentVariable("EBPF_RESPBUF") is { } rb)
+    {
+        k.Limits.MaxResponseBufferSize = long.Parse(rb, CultureInfo.InvariantCulture);
+    }
+});
 await using var app = builder.Build();
 app.MapExecTraceService(service);
 await app.StartAsync();
@@ -40,6 +71,11 @@ var failed = false;
 
 async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
 {
+    if (only is not null && !name.Contains(only, StringComparison.Ordinal))
+    {
+        return;
+    }
+
     try
     {
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -78,7 +114,9 @@ async Task<long> ReadStream(ExecTraceClient client, int count)
 
 using (var warm = new ExecTraceClient(new GrpcClientOptions { Address = address }))
 {
-    await ReadStream(warm, 50_000);
+    // Tier-1 JIT of the whole path (Kestrel, SocketsHttpHandler, protobuf) takes a few hundred thousand records;
+    // without this the first scenario pays for it in both wall and CPU time.
+    await ReadStream(warm, warmup);
 }
 
 foreach (var subscribers in new[] { 1, 10 })

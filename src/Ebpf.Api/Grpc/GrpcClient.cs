@@ -52,6 +52,9 @@ public readonly record struct GrpcCallOptions(
 /// </summary>
 public sealed class GrpcClient : IDisposable
 {
+    /// <summary>Most messages parsed from one read of the response body before they are handed out.</summary>
+    private const int MaxMessagesPerRead = 256;
+
     private readonly HttpClient _http;
     private readonly GrpcClientOptions _options;
 
@@ -209,26 +212,39 @@ public sealed class GrpcClient : IDisposable
             var pipe = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
             var encoding = response.Headers.TryGetValues(GrpcProtocol.EncodingHeader, out var values) ? values.FirstOrDefault() : null;
             var reader = new GrpcMessageReader(pipe, _options.MaxReceiveMessageSize, encoding);
+            var batch = new List<TResponse>();
             try
             {
                 while (true)
                 {
-                    TResponse? item;
+                    batch.Clear();
+                    bool more;
                     try
                     {
-                        item = await reader.ReadAsync(parser, token).ConfigureAwait(false);
+                        more = await reader.ReadBatchAsync(parser, batch, MaxMessagesPerRead, token).ConfigureAwait(false);
                     }
                     catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
                     {
                         throw Translate(ex, deadlineSource, method);
                     }
 
-                    if (item is null)
+                    if (!more)
                     {
                         break;
                     }
 
-                    yield return item;
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        // A batch is already parsed, but cancelling (or the deadline) still stops the stream at once.
+                        if (token.IsCancellationRequested)
+                        {
+                            throw Translate(new OperationCanceledException(token), deadlineSource, method);
+                        }
+
+                        var item = batch[i];
+                        batch[i] = null!;
+                        yield return item;
+                    }
                 }
             }
             finally

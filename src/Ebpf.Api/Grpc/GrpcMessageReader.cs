@@ -74,6 +74,87 @@ public sealed class GrpcMessageReader
         }
     }
 
+    /// <summary>
+    /// Appends to <paramref name="batch"/> every complete message the transport has already delivered, up to
+    /// <paramref name="maxMessages"/>, waiting only when none is buffered: a burst costs one pipe read instead of one
+    /// per message, and a lone message is returned as soon as it is complete. Returns false when the stream ended
+    /// cleanly between messages and nothing was added. Errors are those of <see cref="ReadAsync{T}"/>; messages that
+    /// precede a bad frame are returned first and the error surfaces on the next call.
+    /// </summary>
+    public async ValueTask<bool> ReadBatchAsync<T>(MessageParser<T> parser, List<T> batch, int maxMessages, CancellationToken cancellationToken)
+        where T : class, IMessage<T>
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxMessages, 1);
+        var added = 0;
+        while (true)
+        {
+            var result = await _reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
+
+            var buffer = result.Buffer;
+            var consumed = buffer.Start;
+            var bufferedFramesLeft = false;
+            try
+            {
+                while (TryReadFrame(ref buffer, out var payload, out var compressed))
+                {
+                    batch.Add(Parse(parser, payload, compressed));
+                    added++;
+                    consumed = buffer.Start;
+                    if (added == maxMessages)
+                    {
+                        bufferedFramesLeft = true;
+                        break;
+                    }
+                }
+            }
+            catch (GrpcStatusException) when (added > 0)
+            {
+                // Deliver what preceded the bad frame; it is still unconsumed, so the next call fails on it.
+                _reader.AdvanceTo(consumed);
+                return true;
+            }
+            catch
+            {
+                _reader.AdvanceTo(consumed);
+                throw;
+            }
+
+            if (added > 0)
+            {
+                // Examined up to the end only when what is left is an incomplete frame; otherwise the next read must
+                // not wait for new bytes.
+                if (bufferedFramesLeft)
+                {
+                    _reader.AdvanceTo(consumed);
+                }
+                else
+                {
+                    _reader.AdvanceTo(consumed, result.Buffer.End);
+                }
+
+                return true;
+            }
+
+            if (result.IsCompleted)
+            {
+                var leftover = result.Buffer.Length;
+                _reader.AdvanceTo(result.Buffer.End);
+                if (leftover > 0)
+                {
+                    throw new GrpcStatusException(StatusCode.Internal, "Incomplete message: the stream ended inside a frame.");
+                }
+
+                return false;
+            }
+
+            _reader.AdvanceTo(consumed, result.Buffer.End);
+        }
+    }
+
     private bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> payload, out bool compressed)
     {
         payload = default;
