@@ -99,6 +99,21 @@ internal sealed class GrpcEndpointHandler
         var writer = new GrpcMessageWriter(response.BodyWriter, callSource);
         var reader = new GrpcMessageReader(request.BodyReader, _options.MaxReceiveMessageSize, encoding.Length == 0 ? null : encoding);
 
+        try
+        {
+            await InvokeAndEndCallAsync(context, fullMethod, method, call, reader, writer, deadlineSource, timeout).ConfigureAwait(false);
+        }
+        finally
+        {
+            writer.ReleaseBuffer();
+        }
+    }
+
+    private async Task InvokeAndEndCallAsync(
+        HttpContext context, string fullMethod, GrpcMethod method, GrpcCallContext call, GrpcMessageReader reader,
+        GrpcMessageWriter writer, CancellationTokenSource? deadlineSource, TimeSpan timeout)
+    {
+        var response = context.Response;
         StatusCode status;
         string? message = null;
         try
@@ -139,6 +154,9 @@ internal sealed class GrpcEndpointHandler
             return;
         }
 
+        // Messages written before the handler returned (or failed) go out ahead of the trailers, as they would have
+        // without staging.
+        writer.Commit();
         response.AppendTrailer(GrpcProtocol.StatusHeader, ((int)status).ToString(CultureInfo.InvariantCulture));
         if (!string.IsNullOrEmpty(message))
         {
