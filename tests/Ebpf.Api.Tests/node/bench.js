@@ -10,7 +10,9 @@ const per = Number(perText);
 const streams = Number(streamsText);
 const definition = protoLoader.loadSync('ebpf/v1/exectrace.proto', { includeDirs: [protosDir], longs: String, enums: String, defaults: false, oneofs: true });
 const ebpf = grpc.loadPackageDefinition(definition).ebpf.v1;
-const client = new ebpf.ExecTrace(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 4 << 20 });
+// An 8 MiB receive window, as our client uses (GrpcClient.CreateHandler): with node's 64 KiB default the server stalls
+// for a WINDOW_UPDATE every ~200 records.
+const client = new ebpf.ExecTrace(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 4 << 20, 'grpc-node.flow_control_window': 8 << 20 });
 
 function one() {
   return new Promise((resolve, reject) => {
