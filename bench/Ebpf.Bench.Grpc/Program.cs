@@ -52,14 +52,7 @@ var hub = new RecordHub(new RecordHubOptions { SubscriberQueueCapacity = records
 var service = new BenchService(hub);
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.ListenGrpc(new GrpcListenOptions { Port = 0 });
-    if (Environment.GetEnvironmentVariable("EBPF_RESPBUF") is { } rb)
-    {
-        k.Limits.MaxResponseBufferSize = long.Parse(rb, CultureInfo.InvariantCulture);
-    }
-});
+builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(new GrpcListenOptions { Port = 0 }));
 await using var app = builder.Build();
 app.MapExecTraceService(service);
 await app.StartAsync();
@@ -79,6 +72,8 @@ async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
     try
     {
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var gcBefore = GC.CollectionCount(0);
+        var pauseBefore = GC.GetTotalPauseDuration();
         var watch = Stopwatch.StartNew();
         var (count, note) = await scenario();
         watch.Stop();
@@ -86,7 +81,9 @@ async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
         // says what it got. records per CPU-second covers server and (for "ours") client work together.
         var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
         results.Add((name, count, watch.Elapsed.TotalSeconds, note));
-        Console.WriteLine($"{name,-40} {count,10:N0} rec {watch.Elapsed.TotalSeconds,6:F2} s {count / watch.Elapsed.TotalSeconds,10:N0} rec/s | cpu {cpu,6:F2} s {count / cpu,10:N0} rec/cpu-s  {note}");
+        var gcs = GC.CollectionCount(0) - gcBefore;
+        var pause = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
+        Console.WriteLine($"{name,-40} {count,10:N0} rec {watch.Elapsed.TotalSeconds,6:F2} s {count / watch.Elapsed.TotalSeconds,10:N0} rec/s | cpu {cpu,6:F2} s {count / cpu,10:N0} rec/cpu-s | {gcs} GCs, {pause:F0} ms paused  {note}");
     }
     catch (Exception ex)
     {

@@ -104,7 +104,7 @@ public sealed class ServerStreamingMethod<TRequest, TResponse> : GrpcMethod
     where TResponse : class, IMessage<TResponse>
 {
     /// <summary>Flush at least this often (bytes) even while the sequence keeps producing synchronously.</summary>
-    private static readonly int FlushThreshold = int.TryParse(Environment.GetEnvironmentVariable("EBPF_FLUSH"), out var f) ? f : 128 * 1024;
+    private const int FlushThreshold = 128 * 1024;
 
     private readonly MessageParser<TRequest> _parser;
     private readonly Func<TRequest, GrpcCallContext, IAsyncEnumerable<TResponse>> _handler;
