@@ -4,6 +4,7 @@
 //   --records N   records per scenario (split over the subscribers); default 1,000,000
 //   --only TEXT   run only the scenarios whose name contains TEXT (e.g. "ours: stream, 1 "), for profiling
 //   --warmup N    records streamed before the first measured scenario, so tiered JIT has settled; default 500,000
+// (--reader PORT PER STREAMS WARMUP is the child-process mode of the "ours, separate process" scenarios.)
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
@@ -20,6 +21,11 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+
+if (args.Length == 5 && args[0] == "--reader")
+{
+    return await RunReaderProcess(args);
+}
 
 var records = 1_000_000;
 var warmup = 500_000;
@@ -45,7 +51,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 var sample = BenchService.Sample(1);
 Console.WriteLine($"record: NodeEvent exec, {sample.CalculateSize()} bytes serialized; {records:N0} records per subscriber");
-Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server and clients in one process (node: separate process)");
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server and our clients in one process, except the "separate process" scenarios and grpc-js");
 
 // Queue as large as one run, so the hub scenario measures delivery, not how much a tight publish loop outruns it.
 var hub = new RecordHub(new RecordHubOptions { SubscriberQueueCapacity = records });
@@ -62,7 +68,8 @@ var address = new Uri($"http://127.0.0.1:{port}");
 var results = new List<(string Name, long Records, double Seconds, string Note)>();
 var failed = false;
 
-async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
+// The scenario may restart the clock (and the CPU and GC counters) once its set-up is done.
+async Task Run(string name, Func<Action, Task<(long Records, string Note)>> scenario)
 {
     if (only is not null && !name.Contains(only, StringComparison.Ordinal))
     {
@@ -75,7 +82,15 @@ async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
         var gcBefore = GC.CollectionCount(0);
         var pauseBefore = GC.GetTotalPauseDuration();
         var watch = Stopwatch.StartNew();
-        var (count, note) = await scenario();
+        void StartClock()
+        {
+            cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            gcBefore = GC.CollectionCount(0);
+            pauseBefore = GC.GetTotalPauseDuration();
+            watch.Restart();
+        }
+
+        var (count, note) = await scenario(StartClock);
         watch.Stop();
         // The machine is shared: CPU time actually granted to this process says what the code costs, wall time
         // says what it got. records per CPU-second covers server and (for "ours") client work together.
@@ -92,37 +107,20 @@ async Task Run(string name, Func<Task<(long Records, string Note)>> scenario)
     }
 }
 
-async Task<long> ReadStream(ExecTraceClient client, int count)
-{
-    long received = 0;
-    var headers = new Dictionary<string, string> { [BenchService.CountHeader] = count.ToString(CultureInfo.InvariantCulture) };
-    await foreach (var record in client.SubscribeAsync(new SubscribeRequest(), new GrpcCallOptions(Headers: headers)))
-    {
-        received++;
-    }
-
-    if (received != count)
-    {
-        throw new InvalidOperationException($"received {received} of {count}");
-    }
-
-    return received;
-}
-
 using (var warm = new ExecTraceClient(new GrpcClientOptions { Address = address }))
 {
     // Tier-1 JIT of the whole path (Kestrel, SocketsHttpHandler, protobuf) takes a few hundred thousand records;
     // without this the first scenario pays for it in both wall and CPU time.
-    await ReadStream(warm, warmup);
+    await ReadCount(warm, warmup);
 }
 
 foreach (var subscribers in new[] { 1, 10 })
 {
-    await Run($"ours: stream, {subscribers} subscriber(s)", async () =>
+    await Run($"ours: stream, {subscribers} subscriber(s)", async _ =>
     {
         using var client = new ExecTraceClient(new GrpcClientOptions { Address = address });
         var per = records / subscribers;
-        var counts = await Task.WhenAll(Enumerable.Range(0, subscribers).Select(_ => Task.Run(() => ReadStream(client, per))));
+        var counts = await Task.WhenAll(Enumerable.Range(0, subscribers).Select(_ => Task.Run(() => ReadCount(client, per))));
         return (counts.Sum(), "");
     });
 }
@@ -133,7 +131,7 @@ foreach (var subscribers in new[] { 1, 10 })
     var prebuilt = only is null || $"ours: through RecordHub, {subscribers} subscriber(s)".Contains(only, StringComparison.Ordinal)
         ? Enumerable.Range(1, records / subscribers).Select(i => BenchService.Sample((ulong)i)).ToArray()
         : [];
-    await Run($"ours: through RecordHub, {subscribers} subscriber(s)", async () =>
+    await Run($"ours: through RecordHub, {subscribers} subscriber(s)", async _ =>
     {
         using var client = new ExecTraceClient(new GrpcClientOptions { Address = address });
         var per = records / subscribers;
@@ -178,11 +176,103 @@ foreach (var subscribers in new[] { 1, 10 })
     });
 }
 
-await Run("grpc-js: stream, 1 subscriber", () => RunNode(address, records, 1));
-await Run("grpc-js: stream, 10 subscribers", () => RunNode(address, records, 10));
+foreach (var subscribers in new[] { 1, 10 })
+{
+    await Run($"ours, separate process: stream, {subscribers} subscriber(s)", startClock => RunReader(address, records, subscribers, warmup, startClock));
+}
+
+await Run("grpc-js: stream, 1 subscriber", _ => RunNode(address, records, 1));
+await Run("grpc-js: stream, 10 subscribers", _ => RunNode(address, records, 10));
 
 await app.StopAsync();
 return failed ? 1 : 0;
+
+// Our client in a process of its own, as kubectl-exectrace runs it: server and reader no longer share one GC heap
+// and thread pool. The child warms up, says "ready", and reads the measured streams after "go", so the clock and the
+// server-side CPU count cover only those.
+static async Task<(long, string)> RunReader(Uri address, int records, int subscribers, int warmup, Action startClock)
+{
+    var start = new ProcessStartInfo("dotnet")
+    {
+        RedirectStandardInput = true,
+        RedirectStandardOutput = true,
+        RedirectStandardError = true,
+    };
+    foreach (var a in new[]
+    {
+        typeof(BenchService).Assembly.Location, "--reader", address.Port.ToString(CultureInfo.InvariantCulture),
+        (records / subscribers).ToString(CultureInfo.InvariantCulture), subscribers.ToString(CultureInfo.InvariantCulture),
+        warmup.ToString(CultureInfo.InvariantCulture),
+    })
+    {
+        start.ArgumentList.Add(a);
+    }
+
+    using var process = Process.Start(start)!;
+    var stderr = process.StandardError.ReadToEndAsync();
+    if (await process.StandardOutput.ReadLineAsync() != "ready")
+    {
+        await process.WaitForExitAsync();
+        throw new InvalidOperationException($"reader exited {process.ExitCode}: {await stderr}");
+    }
+
+    startClock();
+    await process.StandardInput.WriteLineAsync("go");
+    await process.StandardInput.FlushAsync();
+    var output = await process.StandardOutput.ReadToEndAsync();
+    await process.WaitForExitAsync();
+    if (process.ExitCode != 0)
+    {
+        throw new InvalidOperationException($"reader exited {process.ExitCode}: {await stderr}");
+    }
+
+    using var json = JsonDocument.Parse(output);
+    var received = json.RootElement.GetProperty("received").GetInt64();
+    var seconds = json.RootElement.GetProperty("seconds").GetDouble();
+    var cpu = json.RootElement.GetProperty("cpu").GetDouble();
+    return (received, $"(reader: {received / seconds:N0} rec/s, {received / cpu:N0} rec/cpu-s; cpu column = server side only)");
+}
+
+static async Task<int> RunReaderProcess(string[] args)
+{
+    var port = int.Parse(args[1], CultureInfo.InvariantCulture);
+    var per = int.Parse(args[2], CultureInfo.InvariantCulture);
+    var streams = int.Parse(args[3], CultureInfo.InvariantCulture);
+    var warmup = int.Parse(args[4], CultureInfo.InvariantCulture);
+    using var client = new ExecTraceClient(new GrpcClientOptions { Address = new Uri($"http://127.0.0.1:{port}") });
+    await ReadCount(client, warmup);
+    Console.WriteLine("ready");
+    if (await Console.In.ReadLineAsync() != "go")
+    {
+        return 3;
+    }
+
+    var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    var watch = Stopwatch.StartNew();
+    var counts = await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => Task.Run(() => ReadCount(client, per))));
+    watch.Stop();
+    var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{{\"received\":{counts.Sum()},\"seconds\":{watch.Elapsed.TotalSeconds},\"cpu\":{cpu}}}"));
+    return 0;
+}
+
+static async Task<long> ReadCount(ExecTraceClient client, int count)
+{
+    long received = 0;
+    var headers = new Dictionary<string, string> { [BenchService.CountHeader] = count.ToString(CultureInfo.InvariantCulture) };
+    await foreach (var record in client.SubscribeAsync(new SubscribeRequest(), new GrpcCallOptions(Headers: headers)))
+    {
+        received++;
+    }
+
+    if (received != count)
+    {
+        throw new InvalidOperationException($"received {received} of {count}");
+    }
+
+    return received;
+}
 
 static async Task<(long, string)> RunNode(Uri address, int records, int subscribers)
 {
