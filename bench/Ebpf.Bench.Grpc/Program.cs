@@ -1,5 +1,6 @@
 // Stream throughput of the gRPC framing layer: records/s to 1 and to 10 subscribers, read by our client and by
-// grpc-js, plus the same through RecordHub. Prints a table; exits non-zero if any scenario fails.
+// grpc-js (each reader also in a process of its own), plus the same through RecordHub. Prints a table; exits non-zero
+// if any scenario fails.
 // Usage: dotnet run -c Release --project bench/Ebpf.Bench.Grpc [-- --records N] [--only TEXT]
 //   --records N   records per scenario (split over the subscribers); default 1,000,000
 //   --only TEXT   run only the scenarios whose name contains TEXT (e.g. "ours: stream, 1 "), for profiling
@@ -51,7 +52,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 var sample = BenchService.Sample(1);
 Console.WriteLine($"record: NodeEvent exec, {sample.CalculateSize()} bytes serialized; {records:N0} records per subscriber");
-Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server and our clients in one process, except the "separate process" scenarios and grpc-js");
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server and our clients in one process, except the separate-process scenarios and grpc-js");
 
 // Queue as large as one run, so the hub scenario measures delivery, not how much a tight publish loop outruns it.
 var hub = new RecordHub(new RecordHubOptions { SubscriberQueueCapacity = records });
