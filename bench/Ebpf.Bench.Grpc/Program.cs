@@ -1,6 +1,6 @@
-// Stream throughput of the gRPC framing layer: records/s to 1 and to 10 subscribers, read by our client and by
-// grpc-js (each reader also in a process of its own), plus the same through RecordHub. Prints a table; exits non-zero
-// if any scenario fails.
+// Stream throughput of the gRPC framing layer: records/s to 1 and to 10 subscribers, read by our client (in the
+// server's process and in a process of its own) and by grpc-js, plus the same through RecordHub. Prints a table; exits
+// non-zero if any scenario fails.
 // Usage: dotnet run -c Release --project bench/Ebpf.Bench.Grpc [-- --records N] [--only TEXT]
 //   --records N   records per scenario (split over the subscribers); default 1,000,000
 //   --only TEXT   run only the scenarios whose name contains TEXT (e.g. "ours: stream, 1 "), for profiling
