@@ -16,7 +16,6 @@ public sealed class AuditEventParser
 
     private readonly AuditParserOptions _options;
     private readonly JsonReaderOptions _readerOptions;
-    private readonly JsonTypeInfo<AuditEvent> _eventInfo;
     private readonly JsonTypeInfo<AksDiagnosticRecord> _aksInfo;
     private readonly JsonTypeInfo<GkeLogEntry> _gkeInfo;
 
@@ -31,7 +30,6 @@ public sealed class AuditEventParser
             // Two "user" keys in one event would let a forger show one identity to us and another to other readers.
             AllowDuplicateProperties = false,
         });
-        _eventInfo = context.AuditEvent;
         _aksInfo = context.AksDiagnosticRecord;
         _gkeInfo = context.GkeLogEntry;
     }
@@ -347,13 +345,9 @@ public sealed class AuditEventParser
         AuditEvent? ev;
         try
         {
-            ev = JsonSerializer.Deserialize(utf8, _eventInfo);
+            ev = AuditEventReader.Read(utf8, _readerOptions);
         }
-        catch (JsonException ex)
-        {
-            return Reject(location, Describe(ex));
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or FormatException or ArgumentException or OverflowException or NotSupportedException)
+        catch (AuditJsonFormatException ex)
         {
             return Reject(location, ex.Message);
         }
