@@ -133,6 +133,8 @@ public sealed class AgentConfigurationTests : IDisposable
     [InlineData("0.0.0.0:80", "0.0.0.0", 80)]
     [InlineData("::1:8443", "::1", 8443)]             // brackets are optional here: the last colon separates the port
     [InlineData("127.0.0.1:65535", "127.0.0.1", 65535)]
+    [InlineData("[::1:8443", "::1", 8443)]            // stray brackets are trimmed, not rejected
+    [InlineData("[[::1]]:8443", "::1", 8443)]
     public void ListenAddress_EdgeOfValid_Parsed(string text, string address, int port)
     {
         Assert.True(ListenAddress.TryParse(text, out var endpoint, out string? error));
