@@ -133,14 +133,15 @@ public static class ListenAddress
     {
         endpoint = null;
         error = null;
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || colon == text.Length - 1)
+        if (!HostPortText.TrySplit(text, out var parts))
         {
             error = $"'{text}' is not host:port";
             return false;
         }
-        string host = text[..colon].Trim('[', ']');
-        if (!ushort.TryParse(text.AsSpan(colon + 1), out ushort port))
+        // Stray brackets ("[::1:80", "[[::1]]:80") have always been trimmed here rather than rejected, so listen
+        // addresses that start today keep starting.
+        string host = parts.Host.Trim('[', ']');
+        if (!ushort.TryParse(parts.Port, out ushort port))
         {
             error = $"'{text}': port must be 0-65535";
             return false;

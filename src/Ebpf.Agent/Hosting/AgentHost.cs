@@ -300,7 +300,14 @@ public static partial class AgentHost
         Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(path))))[..16].ToLowerInvariant() + ".checkpoint";
 
     /// <summary>Every public numeric property of a counters object, as "prefix_name" pairs.</summary>
-    internal static IEnumerable<KeyValuePair<string, ulong>> Counters(string prefix, object counters)
+    internal static IEnumerable<KeyValuePair<string, ulong>> Counters(string prefix, object counters) =>
+        CounterValues(counters).Select(kv => new KeyValuePair<string, ulong>($"{prefix}_{kv.Key}", kv.Value));
+
+    /// <summary>
+    /// Every public numeric property of a counters object as its snake_case name and value (negative values as 0),
+    /// e.g. a metric's "counter" label.
+    /// </summary>
+    internal static IEnumerable<KeyValuePair<string, ulong>> CounterValues(object counters)
     {
         foreach (var property in counters.GetType().GetProperties())
         {
@@ -313,7 +320,7 @@ public static partial class AgentHost
                 _ => null,
             };
             if (number is ulong n)
-                yield return new($"{prefix}_{SnakeCase(property.Name)}", n);
+                yield return new(SnakeCase(property.Name), n);
         }
     }
 
@@ -373,7 +380,7 @@ public static partial class AgentHost
         {
             var c = receiver.Counters;
             metrics.Observe("ebpf.audit.webhook", "Audit webhook counters: requests, events received, appended, duplicates, rejected ...", isCounter: true,
-                () => Counters("x", c).Select(kv => M(kv.Value, AgentMetrics.Tag("counter", kv.Key[2..]))));
+                () => CounterValues(c).Select(kv => M(kv.Value, AgentMetrics.Tag("counter", kv.Key))));
         }
     }
 

@@ -126,4 +126,36 @@ public sealed class AgentConfigurationTests : IDisposable
         Assert.False(ListenAddress.TryParse(text, out _, out string? error));
         Assert.NotNull(error);
     }
+
+    [Theory]
+    [InlineData("127.0.0.1:0", "127.0.0.1", 0)]       // port 0: the kernel picks one
+    [InlineData("[::]:50051", "::", 50051)]
+    [InlineData("0.0.0.0:80", "0.0.0.0", 80)]
+    [InlineData("::1:8443", "::1", 8443)]             // brackets are optional here: the last colon separates the port
+    [InlineData("127.0.0.1:65535", "127.0.0.1", 65535)]
+    [InlineData("[::1:8443", "::1", 8443)]            // stray brackets are trimmed, not rejected
+    [InlineData("[[::1]]:8443", "::1", 8443)]
+    public void ListenAddress_EdgeOfValid_Parsed(string text, string address, int port)
+    {
+        Assert.True(ListenAddress.TryParse(text, out var endpoint, out string? error));
+        Assert.Null(error);
+        Assert.Equal(address, endpoint!.Address.ToString());
+        Assert.Equal(port, endpoint.Port);
+    }
+
+    [Theory]
+    [InlineData("50051", "'50051' is not host:port")]
+    [InlineData("host:", "'host:' is not host:port")]
+    [InlineData(":80", "':80' is not host:port")]
+    [InlineData("127.0.0.1:65536", "'127.0.0.1:65536': port must be 0-65535")]
+    [InlineData("127.0.0.1:http", "'127.0.0.1:http': port must be 0-65535")]
+    [InlineData("[::1]", "'[::1]': port must be 0-65535")]
+    [InlineData("example.com:80", "'example.com:80': host must be an IP address, localhost or *")]
+    [InlineData("[]:80", "'[]:80': host must be an IP address, localhost or *")]
+    public void ListenAddress_Invalid_ExactMessage(string text, string message)
+    {
+        Assert.False(ListenAddress.TryParse(text, out var endpoint, out string? error));
+        Assert.Null(endpoint);
+        Assert.Equal(message, error);
+    }
 }
