@@ -62,7 +62,11 @@ internal ref struct AuditEventReader
             return null;
         }
 
-        RequireObject("an audit event object");
+        if (_reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw Mismatch("an audit event object");
+        }
+
         string? kind = null, apiVersion = null, level = null, auditId = null, stage = null, requestUri = null, verb = null, userAgent = null;
         AuditUserInfo? user = null, impersonatedUser = null;
         List<string>? sourceIps = null;
@@ -135,12 +139,11 @@ internal ref struct AuditEventReader
 
     private AuditUserInfo? ReadUser(string[] paths)
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartObject, "an object (UserInfo)"))
         {
             return null;
         }
 
-        RequireObject("an object (UserInfo)");
         var parent = _path;
         string? username = null, uid = null;
         List<string>? groups = null;
@@ -167,12 +170,11 @@ internal ref struct AuditEventReader
 
     private AuditObjectReference? ReadObjectReference()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartObject, "an object (ObjectReference)"))
         {
             return null;
         }
 
-        RequireObject("an object (ObjectReference)");
         string? resource = null, ns = null, name = null, uid = null, apiGroup = null, apiVersion = null, resourceVersion = null, subresource = null;
         var seen = 0;
         while (NextProperty("$.objectRef", out var field, ObjectRefFields))
@@ -210,12 +212,11 @@ internal ref struct AuditEventReader
 
     private AuditResponseStatus? ReadResponseStatus()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartObject, "an object (Status)"))
         {
             return null;
         }
 
-        RequireObject("an object (Status)");
         int? code = null;
         string? status = null, reason = null, message = null;
         JsonElement? details = null;
@@ -242,12 +243,11 @@ internal ref struct AuditEventReader
 
     private AuditLegacyMetadata? ReadLegacyMetadata()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartObject, "an object (ObjectMeta)"))
         {
             return null;
         }
 
-        RequireObject("an object (ObjectMeta)");
         DateTimeOffset? created = null;
         var seen = 0;
         while (NextProperty("$.metadata", out var field, MetadataFields))
@@ -271,12 +271,11 @@ internal ref struct AuditEventReader
     /// <summary>user.extra: map of string lists; names are free-form, so duplicates are found with a set.</summary>
     private Dictionary<string, IReadOnlyList<string>>? ReadExtra()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartObject, "an object (map of string lists)"))
         {
             return null;
         }
 
-        RequireObject("an object (map of string lists)");
         var parent = _path;
         var map = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         while (_reader.Read() && _reader.TokenType == JsonTokenType.PropertyName)
@@ -297,12 +296,11 @@ internal ref struct AuditEventReader
 
     private Dictionary<string, string>? ReadStringMap()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartObject, "an object (map of strings)"))
         {
             return null;
         }
 
-        RequireObject("an object (map of strings)");
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         while (_reader.Read() && _reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -319,14 +317,9 @@ internal ref struct AuditEventReader
 
     private List<string>? ReadStringList()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.StartArray, "an array of strings"))
         {
             return null;
-        }
-
-        if (_reader.TokenType != JsonTokenType.StartArray)
-        {
-            throw Mismatch("an array of strings");
         }
 
         var list = new List<string>();
@@ -362,14 +355,9 @@ internal ref struct AuditEventReader
 
     private int? ReadInt32()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.Number, "an integer"))
         {
             return null;
-        }
-
-        if (_reader.TokenType != JsonTokenType.Number)
-        {
-            throw Mismatch("an integer");
         }
 
         return _reader.TryGetInt32(out var value) ? value : throw Error("number is not a 32-bit integer");
@@ -377,14 +365,9 @@ internal ref struct AuditEventReader
 
     private DateTimeOffset? ReadTimestamp()
     {
-        if (_reader.TokenType == JsonTokenType.Null)
+        if (!HasValue(JsonTokenType.String, "an RFC 3339 timestamp string"))
         {
             return null;
-        }
-
-        if (_reader.TokenType != JsonTokenType.String)
-        {
-            throw Mismatch("an RFC 3339 timestamp string");
         }
 
         return _reader.TryGetDateTimeOffset(out var value) ? value : throw Error("not an RFC 3339 timestamp");
@@ -481,13 +464,9 @@ internal ref struct AuditEventReader
         seen |= bit;
     }
 
-    private void RequireObject(string expected)
-    {
-        if (_reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw Mismatch(expected);
-        }
-    }
+    /// <summary>False for a JSON null (every field is optional); throws unless the value is of the expected kind.</summary>
+    private readonly bool HasValue(JsonTokenType expected, string description)
+        => _reader.TokenType == expected || (_reader.TokenType != JsonTokenType.Null ? throw Mismatch(description) : false);
 
     private void End()
     {
