@@ -20,6 +20,14 @@ public sealed class AuditForwardingOptions
     /// <summary>Bearer token presented to the peer's forwarded-events endpoint (the shared forwarding Secret). Required.</summary>
     public string Token { get; set; } = "";
 
+    /// <summary>
+    /// Tokens this agent's forwarded-events endpoint accepts (for the host that maps it). Defaults to empty: only
+    /// <see cref="Token"/>. Several allow rotating the shared Secret without downtime.
+    /// </summary>
+    public IReadOnlyList<string> AcceptedTokens { get => _acceptedTokens.Count > 0 ? _acceptedTokens : [Token]; set => _acceptedTokens = value; }
+
+    private IReadOnlyList<string> _acceptedTokens = [];
+
     /// <summary>URL path of the peer's forwarded-events endpoint. Defaults to /audit/forwarded.</summary>
     public string ForwardedPath { get; set; } = "/audit/forwarded";
 
