@@ -56,19 +56,19 @@ public sealed class AuditPeerDirectory
     /// <summary>
     /// The forwarded-events URL of the agent on <paramref name="nodeName"/>, or null when no Running agent pod with an
     /// IP is there. <paramref name="refresh"/> re-lists the agent pods (after a failed delivery: the agent may have
-    /// been replaced) unless the list is younger than a second. API errors throw.
+    /// been replaced) unless the list is younger than <see cref="AuditForwardingOptions.InitialBackoff"/>. API errors throw.
     /// </summary>
     public async Task<Uri?> GetPeerAsync(string nodeName, bool refresh, CancellationToken cancellationToken)
     {
         var snapshot = _peers;
-        if (snapshot is not null && _time.GetElapsedTime(snapshot.At) < (refresh ? TimeSpan.FromSeconds(1) : _options.PeerCacheTtl))
+        if (snapshot is not null && _time.GetElapsedTime(snapshot.At) < (refresh ? _options.InitialBackoff : _options.PeerCacheTtl))
             return snapshot.ByNode.GetValueOrDefault(nodeName);
         await _peerRefresh.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // Another caller may have refreshed while this one waited.
             snapshot = _peers;
-            if (snapshot is null || _time.GetElapsedTime(snapshot.At) >= (refresh ? TimeSpan.FromSeconds(1) : _options.PeerCacheTtl))
+            if (snapshot is null || _time.GetElapsedTime(snapshot.At) >= (refresh ? _options.InitialBackoff : _options.PeerCacheTtl))
             {
                 snapshot = await ListPeersAsync(cancellationToken).ConfigureAwait(false);
                 _peers = snapshot;
