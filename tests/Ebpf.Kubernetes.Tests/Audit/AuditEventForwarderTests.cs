@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using Ebpf.Core.Audit;
@@ -254,6 +256,47 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
         Assert.Equal(0, a.Forwarder.Counters.Forwarded);
     }
 
+    public enum PeerTrust { PinnedOwnCertificate, CaAndServiceName, PinnedOtherCertificate, CaButOtherName, OtherCa }
+
+    [Theory]
+    [InlineData(PeerTrust.PinnedOwnCertificate, true)]
+    [InlineData(PeerTrust.CaAndServiceName, true)]
+    [InlineData(PeerTrust.PinnedOtherCertificate, false)]
+    [InlineData(PeerTrust.CaButOtherName, false)]
+    [InlineData(PeerTrust.OtherCa, false)]
+    public async Task Https_PeerCertificate_DeliveredOnlyWhenTrusted(PeerTrust trust, bool delivered)
+    {
+        // The shared serving certificate names the Service, not the pod IP the peer is dialled by.
+        using var ca = CreateCa("ebpf-test-ca");
+        using var otherCa = CreateCa("someone-else");
+        using var serving = CreateLeaf(ca, "ebpf-agent-webhook.ebpf-test.svc");
+        using var other = CreateLeaf(otherCa, "ebpf-agent-webhook.ebpf-test.svc");
+        void Trust(AuditForwardingOptions o)
+        {
+            o.PeerScheme = "https";
+            o.MaxAttempts = 2;
+            o.InitialBackoff = TimeSpan.FromMilliseconds(10);
+            switch (trust)
+            {
+                case PeerTrust.PinnedOwnCertificate: o.PinnedPeerCertificates = [serving]; break;
+                case PeerTrust.PinnedOtherCertificate: o.PinnedPeerCertificates = [other]; break;
+                case PeerTrust.CaAndServiceName: o.PeerCertificateAuthorities = [ca]; o.PeerServerName = "ebpf-agent-webhook.ebpf-test.svc"; break;
+                case PeerTrust.CaButOtherName: o.PeerCertificateAuthorities = [ca]; o.PeerServerName = "ebpf-agent-webhook.elsewhere.svc"; break;
+                case PeerTrust.OtherCa: o.PeerCertificateAuthorities = [otherCa]; break;
+            }
+        }
+        var a = await StartAgentAsync("node-a", Trust, serverCertificate: serving);
+        var b = await StartAgentAsync("node-b", Trust, serverCertificate: serving);
+        string auditId = Guid.NewGuid().ToString();
+
+        using var response = await PostAsync(a.WebhookUri, EventList(ExecEvent("web-b", auditId)), ApiServerToken, certificateAuthority: ca);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await EventuallyAsync(() => a.Forwarder.Counters.Forwarded + a.Forwarder.Counters.Failed == 1, "delivered or given up");
+        Assert.Equal(delivered, b.Sink.Stored.Any(e => e.AuditId == auditId));
+        Assert.Equal(delivered ? 0 : 1, a.Forwarder.Counters.Failed);
+    }
+
     // ---- the agent-like node ----
 
     private sealed class AgentNode(WebApplication app, CancellationTokenSource stop, Task run) : IAsyncDisposable
@@ -263,8 +306,9 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
         public required AuditEventForwarder Forwarder { get; init; }
         public required AuditWebhookReceiver Forwarded { get; init; }
         public required int Port { get; init; }
-        public Uri WebhookUri => new($"http://127.0.0.1:{Port}/audit/webhook");
-        public Uri ForwardedUri => new($"http://127.0.0.1:{Port}/audit/forwarded");
+        public string Scheme { get; init; } = "http";
+        public Uri WebhookUri => new($"{Scheme}://127.0.0.1:{Port}/audit/webhook");
+        public Uri ForwardedUri => new($"{Scheme}://127.0.0.1:{Port}/audit/forwarded");
 
         public async ValueTask DisposeAsync()
         {
@@ -278,7 +322,8 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
     }
 
     private async Task<AgentNode> StartAgentAsync(string node, Action<AuditForwardingOptions>? configure = null,
-        (string Namespace, string Pod)[]? localPods = null, bool register = true, bool runForwarder = true, long forwardedMaxBodyBytes = 16 * 1024 * 1024)
+        (string Namespace, string Pod)[]? localPods = null, bool register = true, bool runForwarder = true, long forwardedMaxBodyBytes = 16 * 1024 * 1024,
+        X509Certificate2? serverCertificate = null)
     {
         var options = new AuditForwardingOptions
         {
@@ -298,7 +343,10 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen =>
+        {
+            if (serverCertificate is not null) listen.UseHttps(serverCertificate);
+        }));
         var app = builder.Build();
         app.MapAuditWebhook("/audit/webhook", webhook);
         app.MapAuditWebhook(options.ForwardedPath, forwarded);
@@ -306,7 +354,7 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
         int port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single()).Port;
         var stop = new CancellationTokenSource();
         var run = runForwarder ? forwarder.RunAsync(stop.Token) : Task.CompletedTask;
-        var agent = new AgentNode(app, stop, run) { Node = node, Sink = sink, Forwarder = forwarder, Forwarded = forwarded, Port = port };
+        var agent = new AgentNode(app, stop, run) { Node = node, Sink = sink, Forwarder = forwarder, Forwarded = forwarded, Port = port, Scheme = serverCertificate is null ? "http" : "https" };
         _disposables.Add(agent);
         if (register) _kube.AddPod(KubePodTemplate.CreateAgent(node, "127.0.0.1", port, AgentNamespace, "agent-" + node));
         return agent;
@@ -385,13 +433,52 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
 
     private static string EventList(params JsonObject[] events) => AuditFixtureLines.EventList(events.Select(e => e.ToJsonString()));
 
-    private static async Task<HttpResponseMessage> PostAsync(Uri uri, string body, string? token, string contentType = "application/json")
+    private static async Task<HttpResponseMessage> PostAsync(Uri uri, string body, string? token, string contentType = "application/json",
+        X509Certificate2? certificateAuthority = null)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var handler = new SocketsHttpHandler();
+        if (certificateAuthority is not null)
+        {
+            // The test's API-server side: trusts the test CA and accepts the Service name for 127.0.0.1.
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(certificateAuthority);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return certificate is X509Certificate2 c && chain.Build(c);
+            };
+        }
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
         using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new StringContent(body, Encoding.UTF8) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
         if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return await http.SendAsync(request);
+    }
+
+    private static X509Certificate2 CreateCa(string name)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
+    }
+
+    private static X509Certificate2 CreateLeaf(X509Certificate2 ca, string dnsName)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={dnsName}", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName(dnsName);
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var signed = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(29), RandomNumberGenerator.GetBytes(8));
+        using var withKey = signed.CopyWithPrivateKey(key);
+        // Round-trip through PKCS#12 so Kestrel gets a certificate with a usable private key.
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
 
     private static int ClosedPort()
