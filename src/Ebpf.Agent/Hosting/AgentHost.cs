@@ -483,11 +483,12 @@ public static partial class AgentHost
                 forwarding.PinnedPeerCertificates = [webhookCertificate];
             }
         }
-        var client = new Ebpf.Kubernetes.Api.KubeApiClient(api!, time: time);
+        // Its own client: lookups must not wait behind the pod watch, and a slow answer only delays forwarding.
+        var client = new Ebpf.Kubernetes.Api.KubeApiClient(api!, new Ebpf.Kubernetes.Api.KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(10) }, time);
         var directory = new AuditPeerDirectory(client, forwarding, time);
         var pods = identity.Pods;
         var forwarder = new AuditEventForwarder(forwarding, directory, (podNamespace, pod) => pods.TryGetPod(podNamespace, pod, out _),
-            time, loggers.CreateLogger<AuditEventForwarder>());
+            time, loggers.CreateLogger<AuditEventForwarder>(), ownedApiClient: client);
         LogForwardingOn(startupLog, ns!, f.AgentLabelSelector, forwarding.PeerScheme, f.Path);
         return forwarder;
     }

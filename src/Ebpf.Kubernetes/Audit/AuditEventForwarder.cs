@@ -36,13 +36,16 @@ public sealed partial class AuditEventForwarder : IDisposable
     private readonly Channel<Pending> _queue;
     private readonly SemaphoreSlim _slots;
     private readonly HttpClient _http;
+    private readonly IDisposable? _ownedApiClient;
 
     /// <param name="options">Settings; validated here.</param>
     /// <param name="directory">Pod → node and node → agent lookups.</param>
     /// <param name="isLocalPod">True when (namespace, name) is a pod of this node (the node-scoped pod watch).</param>
+    /// <param name="ownedApiClient">The directory's API client when the forwarder should dispose of it. Defaults to none.</param>
     public AuditEventForwarder(AuditForwardingOptions options, AuditPeerDirectory directory, Func<string, string, bool> isLocalPod,
-        TimeProvider? time = null, ILogger<AuditEventForwarder>? logger = null)
+        TimeProvider? time = null, ILogger<AuditEventForwarder>? logger = null, IDisposable? ownedApiClient = null)
     {
+        _ownedApiClient = ownedApiClient;
         options.Validate();
         _options = options;
         _directory = directory;
@@ -330,6 +333,7 @@ public sealed partial class AuditEventForwarder : IDisposable
     {
         _queue.Writer.TryComplete();
         _http.Dispose();
+        _ownedApiClient?.Dispose();
     }
 
     private enum PostOutcome { Delivered, Retry, Refused }
