@@ -7,7 +7,8 @@ namespace Ebpf.Core.Audit;
 /// </summary>
 /// <remarks>
 /// Hand-written because parsing is the whole cost of ingesting an event (policy evaluation is ~100 ns): the
-/// serializer's generic object machinery spent about half of the parse time on bookkeeping. The accepted language is
+/// serializer's generic object machinery was about a third of the parse time (5.9 µs → 3.8 µs per 1.3 KB event,
+/// measured by bench/Ebpf.Bench.Policy). The accepted language is
 /// the serializer's for the same model (<see cref="AuditJsonContext"/> stays as the reference, and a differential test
 /// runs both over every fixture and thousands of mutations): case-sensitive names, unknown properties skipped,
 /// <c>null</c> for any absent value, no number/string coercion, RFC 3339 timestamps as
