@@ -9,6 +9,7 @@ using Ebpf.Agent.Services;
 using Ebpf.Api.ExecTrace;
 using Ebpf.Api.Grpc;
 using Ebpf.Api.Streaming;
+using Ebpf.Core.Audit;
 using Ebpf.Core.Correlation;
 using Ebpf.Interop;
 using Ebpf.Kubernetes;
@@ -157,21 +158,23 @@ public static partial class AgentHost
 
         builder.Services.AddSingleton<IHostedService>(new StoreCloser(identity, store));
         builder.Services.AddSingleton<IHostedService>(pipeline);
+        var forwarder = CreateForwarder(options, api, standalone, webhookEndpoint, webhookCertificate, identity, time, loggers, startupLog);
+        if (forwarder is not null)
+            builder.Services.AddSingleton<IHostedService>(new AuditForwarderService(forwarder));
+        // A tailed log (on a control-plane node) holds every node's events, like the webhook: forward them too.
+        IAuditEventSink tailerSink = forwarder is null ? sink : new ForwardingAuditSink(sink, forwarder.Offer);
         foreach (string path in options.AuditLog.Paths)
         {
             var tailer = new AuditLogTailer(new AuditLogTailerOptions
             {
                 Path = path,
                 CheckpointPath = Path.Combine(options.DataDirectory, "audit-checkpoints", CheckpointName(path)),
-            }, sink, time, loggers.CreateLogger<AuditLogTailer>());
+            }, tailerSink, time, loggers.CreateLogger<AuditLogTailer>());
             builder.Services.AddSingleton<IHostedService>(new AuditLogTailerService(tailer));
             status.AddCounters(() => Counters($"audit_log[{path}]", tailer.Counters));
         }
         if (printRecords is not null)
             builder.Services.AddSingleton<IHostedService>(new RecordPrinter(hub, printRecords));
-        var forwarder = CreateForwarder(options, api, standalone, webhookEndpoint, webhookCertificate, identity, time, loggers, startupLog);
-        if (forwarder is not null)
-            builder.Services.AddSingleton<IHostedService>(new AuditForwarderService(forwarder));
         builder.Services.AddSingleton<IHostedService>(new CaptureStopper(capture));
 
         var app = builder.Build();

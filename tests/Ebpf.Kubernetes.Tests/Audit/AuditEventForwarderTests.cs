@@ -256,6 +256,35 @@ public sealed class AuditEventForwarderTests : IAsyncLifetime
         Assert.Equal(0, a.Forwarder.Counters.Forwarded);
     }
 
+    [Fact]
+    public async Task AuditLogTailer_ExecLineForPodOnOtherNode_ForwardedThroughForwardingSink()
+    {
+        // The log backend on a control-plane node: its agent tails every node's events, like the webhook receives them.
+        var a = await StartAgentAsync("node-a");
+        var b = await StartAgentAsync("node-b");
+        var dir = Directory.CreateTempSubdirectory("ebpf-forward-log-").FullName;
+        try
+        {
+            string log = Path.Combine(dir, "audit.log"), auditId = Guid.NewGuid().ToString();
+            await File.WriteAllTextAsync(log, GetPodsEvent(Guid.NewGuid().ToString()).ToJsonString() + "\n" + ExecEvent("web-b", auditId).ToJsonString() + "\n");
+            var tailer = new AuditLogTailer(new AuditLogTailerOptions { Path = log, CheckpointPath = Path.Combine(dir, "checkpoint"), PollInterval = TimeSpan.FromMilliseconds(50) },
+                new ForwardingAuditSink(a.Sink, a.Forwarder.Offer));
+            using var stop = new CancellationTokenSource();
+            var run = tailer.RunAsync(stop.Token);
+
+            await EventuallyAsync(() => b.Sink.Stored.Any(e => e.AuditId == auditId), "the tailed exec reaches node-b");
+            await stop.CancelAsync();
+            await run;
+            Assert.Equal(2, a.Sink.Stored.Count);
+            Assert.Single(b.Sink.Stored);
+            Assert.Equal(1, a.Forwarder.Counters.Candidates);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     public enum PeerTrust { PinnedOwnCertificate, CaAndServiceName, PinnedOtherCertificate, CaButOtherName, OtherCa }
 
     [Theory]
