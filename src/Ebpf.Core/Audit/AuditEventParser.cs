@@ -143,14 +143,7 @@ public sealed class AuditEventParser
                                 return new AuditParseBatch([], $"more than {_options.MaxListItems} items in the EventList");
                             }
 
-                            var start = (int)reader.TokenStartIndex;
-                            reader.Skip();
-                            var end = (int)reader.BytesConsumed;
-                            var location = $"items[{index++}]";
-                            var slice = utf8[start..end];
-                            items.Add(slice.Length > _options.MaxEventBytes
-                                ? Reject(location, $"event is {slice.Length} bytes, over the {_options.MaxEventBytes}-byte limit")
-                                : ParseNative(slice, location, AuditSourceFormat.Native));
+                            items.Add(ParseListItem(ref reader, utf8, $"items[{index++}]"));
                         }
 
                         break;
@@ -352,6 +345,38 @@ public sealed class AuditEventParser
             return Reject(location, ex.Message);
         }
 
+        return Accept(ev, utf8, location, format);
+    }
+
+    /// <summary>
+    /// One EventList item, read in the same pass as the list. An item that is JSON but not an event is skipped from
+    /// a snapshot and rejected alone; broken JSON throws and spoils the document (its end cannot be found).
+    /// </summary>
+    private AuditParseItem ParseListItem(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8, string location)
+    {
+        var start = checked((int)reader.TokenStartIndex);
+        var snapshot = reader;
+        AuditEvent? ev = null;
+        string? rejection = null;
+        try
+        {
+            ev = AuditEventReader.ReadItem(ref reader, utf8, _options.MaxDepth);
+        }
+        catch (AuditJsonFormatException ex)
+        {
+            reader = snapshot;
+            reader.Skip();
+            rejection = ex.Message;
+        }
+
+        var item = utf8[start..checked((int)reader.BytesConsumed)];
+        return item.Length > _options.MaxEventBytes ? Reject(location, $"event is {item.Length} bytes, over the {_options.MaxEventBytes}-byte limit")
+            : rejection is not null ? Reject(location, rejection)
+            : Accept(ev, item, location, AuditSourceFormat.Native);
+    }
+
+    private AuditParseItem Accept(AuditEvent? ev, ReadOnlySpan<byte> utf8, string location, AuditSourceFormat format)
+    {
         if (ev is null)
         {
             return Reject(location, "null is not an audit event");

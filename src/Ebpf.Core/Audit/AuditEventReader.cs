@@ -25,12 +25,13 @@ internal ref struct AuditEventReader
     private readonly int _maxDepth;
     private string _path;
     private int _index;
+    private int _offset;
 
-    private AuditEventReader(ReadOnlySpan<byte> utf8, JsonReaderOptions options)
+    private AuditEventReader(ReadOnlySpan<byte> utf8, Utf8JsonReader reader, int maxDepth)
     {
         _utf8 = utf8;
-        _reader = new Utf8JsonReader(utf8, options);
-        _maxDepth = options.MaxDepth;
+        _reader = reader;
+        _maxDepth = maxDepth;
         _path = "$";
         _index = -1;
     }
@@ -38,10 +39,13 @@ internal ref struct AuditEventReader
     /// <summary>The event, or null for a JSON <c>null</c>. Throws <see cref="AuditJsonFormatException"/> for anything else that is not an event.</summary>
     public static AuditEvent? Read(ReadOnlySpan<byte> utf8, JsonReaderOptions options)
     {
-        var reader = new AuditEventReader(utf8, options);
+        var reader = new AuditEventReader(utf8, new Utf8JsonReader(utf8, options), options.MaxDepth);
         try
         {
-            return reader.ReadDocument();
+            reader._reader.Read();
+            var ev = reader.ReadEvent();
+            reader.End();
+            return ev;
         }
         catch (JsonException ex)
         {
@@ -54,12 +58,33 @@ internal ref struct AuditEventReader
         }
     }
 
-    private AuditEvent? ReadDocument()
+    /// <summary>
+    /// Reads the event at <paramref name="document"/>'s reader position (an EventList item), leaving the reader on its
+    /// last token, so a webhook body is read in one pass rather than skipped item by item and then parsed again.
+    /// Throws <see cref="AuditJsonFormatException"/> when the item is not an event (the caller skips it from a
+    /// snapshot) and <see cref="JsonException"/> when the document itself is not JSON.
+    /// </summary>
+    public static AuditEvent? ReadItem(ref Utf8JsonReader document, ReadOnlySpan<byte> utf8, int maxDepth)
     {
-        _reader.Read();
+        // Offsets of bodies are kept relative to the item: they index the item's own RawJson.
+        var start = checked((int)document.TokenStartIndex);
+        var reader = new AuditEventReader(utf8[start..], document, maxDepth) { _offset = start };
+        try
+        {
+            var ev = reader.ReadEvent();
+            document = reader._reader;
+            return ev;
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw reader.Error(ex.Message);
+        }
+    }
+
+    private AuditEvent? ReadEvent()
+    {
         if (_reader.TokenType == JsonTokenType.Null)
         {
-            End();
             return null;
         }
 
@@ -112,7 +137,6 @@ internal ref struct AuditEventReader
             _path = "$";
         }
 
-        End();
         return new AuditEvent
         {
             Kind = kind,
@@ -385,7 +409,7 @@ internal ref struct AuditEventReader
             return null;
         }
 
-        var start = checked((int)_reader.TokenStartIndex);
+        var start = checked((int)_reader.TokenStartIndex) - _offset;
         if (_reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
         {
             var snapshot = _reader;
@@ -393,14 +417,22 @@ internal ref struct AuditEventReader
             {
                 _reader = snapshot;
                 _reader.Skip();
-                var slice = _utf8[start..checked((int)_reader.BytesConsumed)].ToArray();
+                var slice = _utf8[start..(checked((int)_reader.BytesConsumed) - _offset)].ToArray();
                 var options = new JsonDocumentOptions { AllowDuplicateProperties = false, MaxDepth = _maxDepth };
-                using var document = JsonDocument.Parse(slice, options);
-                return new RawJsonValue(document.RootElement.Clone());
+                try
+                {
+                    using var document = JsonDocument.Parse(slice, options);
+                    return new RawJsonValue(document.RootElement.Clone());
+                }
+                catch (JsonException ex)
+                {
+                    // The syntax is fine (the reader just walked it): this is a duplicate name, a fault of the event.
+                    throw Error(CutPosition(ex.Message));
+                }
             }
         }
 
-        return new RawJsonValue(start, checked((int)_reader.BytesConsumed) - start);
+        return new RawJsonValue(start, checked((int)_reader.BytesConsumed) - _offset - start);
     }
 
     /// <summary>
@@ -483,19 +515,20 @@ internal ref struct AuditEventReader
         => Error($"expected {expected}, found {Describe(_reader.TokenType)}");
 
     private readonly AuditJsonFormatException Error(string message)
-        => new(CurrentPath, $"(byte {_reader.TokenStartIndex})", message);
+        => new(CurrentPath, $"(byte {_reader.TokenStartIndex - _offset})", message);
 
     private readonly AuditJsonFormatException SyntaxError(JsonException ex)
     {
-        var message = ex.Message;
-        var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
-        if (cut > 0)
-        {
-            message = message[..cut];
-        }
-
+        var message = CutPosition(ex.Message);
         var position = ex.LineNumber is > 0 ? $"(line {ex.LineNumber + 1}, byte {ex.BytePositionInLine})" : $"(byte {ex.BytePositionInLine})";
         return new AuditJsonFormatException(CurrentPath, position, message);
+    }
+
+    /// <summary>The reader's message without its "LineNumber: … | BytePositionInLine: …" tail (we say where ourselves).</summary>
+    private static string CutPosition(string message)
+    {
+        var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        return cut > 0 ? message[..cut] : message;
     }
 
     private readonly string CurrentPath => _index >= 0 ? $"{_path}[{_index}]" : _path;

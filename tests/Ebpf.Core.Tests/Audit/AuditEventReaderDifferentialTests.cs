@@ -62,6 +62,49 @@ public sealed class AuditEventReaderDifferentialTests
         Assert.True(accepted > 1000 && rejected > 1000, $"{accepted} accepted, {rejected} rejected");
     }
 
+    /// <summary>
+    /// A webhook body is read in one pass (items are read where they stand, not skipped and parsed again): each item
+    /// must come out exactly as the same bytes parsed alone, accepted or rejected with the same reason.
+    /// </summary>
+    [Fact]
+    public void ParseEventList_EachItem_SameAsParsedAlone()
+    {
+        var parser = new AuditEventParser();
+        var random = new Random(7);
+        var compared = 0;
+        foreach (var seed in Seeds.Value)
+        {
+            for (var i = 0; i < 30; i++)
+            {
+                var item = i == 0 ? seed : Mutate(seed, random);
+                var alone = parser.ParseEvent(item);
+                var body = Encoding.UTF8.GetBytes("{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{\"kind\":0}," + Encoding.UTF8.GetString(item) + ",7]}");
+                var list = parser.ParseEventList(body);
+                if (list.DocumentError is not null || list.Items.Count != 3)
+                {
+                    // Not one JSON value: the list cannot be read past it, and alone it is not an event either.
+                    Assert.False(alone.IsEvent, $"list: {list.DocumentError}; alone accepted: {Encoding.UTF8.GetString(item)}");
+                    continue;
+                }
+
+                var inList = list.Items[1];
+                Assert.Equal(alone.Rejection, inList.Rejection);
+                Assert.False(list.Items[0].IsEvent);
+                Assert.False(list.Items[2].IsEvent);
+                if (alone.Event is { } expected)
+                {
+                    // Alone, the whole input is the event (whitespace around it included); in a list, the item's bytes.
+                    Assert.Equal(expected.RawJson.Span.Trim(" \t\r\n"u8).ToArray(), inList.Event!.RawJson.ToArray());
+                    Assert.Equal(Dump(expected, expected.RawJson.ToArray()), Dump(inList.Event, inList.Event.RawJson.ToArray()));
+                }
+
+                compared++;
+            }
+        }
+
+        Assert.True(compared > 1000, $"only {compared} items compared");
+    }
+
     [Theory]
     [InlineData("{\"auditID\":\"a\",\"\\u0075ser\":{\"username\":\"x\"},\"user\":{\"username\":\"y\"}}", "duplicate property 'user'")]
     [InlineData("{\"auditID\":\"a\",\"user\":{\"groups\":[\"g\",7]}}", "$.user.groups[1]")]
