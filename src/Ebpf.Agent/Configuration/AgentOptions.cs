@@ -36,6 +36,7 @@ public sealed class AgentOptions
     public WebhookOptions Webhook { get; set; } = new();
     public CaptureConfig Capture { get; set; } = new();
     public AuditLogOptions AuditLog { get; set; } = new();
+    public AuditOptions Audit { get; set; } = new();
     public RetentionOptions Retention { get; set; } = new();
     public CorrelationConfig Correlation { get; set; } = new();
 }
@@ -103,6 +104,58 @@ public sealed class AuditLogOptions
     public List<string> Paths { get; set; } = [];
 }
 
+public sealed class AuditOptions
+{
+    /// <summary>Forwarding of audit events to the agent on the pod's node (see deploy/audit/README.md).</summary>
+    public AuditForwardingConfig Forwarding { get; set; } = new();
+}
+
+/// <summary>
+/// The API server posts each webhook batch to one agent; an exec is joined only by the agent of the pod's node. With
+/// forwarding, the receiving agent sends the events of pods on other nodes to their agents.
+/// </summary>
+public sealed class AuditForwardingConfig
+{
+    /// <summary>
+    /// Forward audit events of other nodes' pods to their agents. Defaults to unset: on when the agent runs in a pod
+    /// (in-cluster API access) and <see cref="TokenFile"/> exists, off otherwise (standalone, kubeconfig, no token).
+    /// </summary>
+    public bool? Enabled { get; set; }
+
+    /// <summary>
+    /// File holding the bearer token shared by all agents (Secret ebpf-agent-forwarding-token): presented to peers and
+    /// required on this agent's forwarded-events endpoint. Defaults to none.
+    /// </summary>
+    public string? TokenFile { get; set; }
+
+    /// <summary>Namespace of the agent pods. Defaults to $POD_NAMESPACE (downward API), else the service account's namespace file, else the kubeconfig context's namespace.</summary>
+    public string? Namespace { get; set; }
+
+    /// <summary>Label selector of the agent pods. Defaults to app.kubernetes.io/name=ebpf-agent (the DaemonSet's pod label).</summary>
+    public string AgentLabelSelector { get; set; } = "app.kubernetes.io/name=ebpf-agent";
+
+    /// <summary>Path, on the webhook listener, where peers post forwarded events. Defaults to /audit/forwarded.</summary>
+    public string Path { get; set; } = "/audit/forwarded";
+
+    /// <summary>Peer port when the agent pod has no container port named "webhook". Defaults to the port of webhook.listen.</summary>
+    public int? PeerPort { get; set; }
+
+    /// <summary>
+    /// CA bundle the peers' webhook certificate must chain to (when the webhook serves TLS). Defaults to none: a peer
+    /// must present exactly this agent's own webhook certificate (every agent mounts the same Secret).
+    /// </summary>
+    public string? PeerCaPath { get; set; }
+
+    /// <summary>With <see cref="PeerCaPath"/>: the DNS name the peer certificate must carry. Defaults to ebpf-agent-webhook.&lt;namespace&gt;.svc.</summary>
+    public string? PeerServerName { get; set; }
+
+    /// <summary>Events waiting to be forwarded before further ones are dropped and counted. Defaults to 4096.</summary>
+    public int QueueCapacity { get; set; } = 4096;
+
+    /// <summary>Delivery attempts per batch (exponential backoff from 0.5 s, at most 8 s apart) before it is dropped and counted. Defaults to 5.</summary>
+    public int MaxAttempts { get; set; } = 5;
+}
+
 public sealed class RetentionOptions
 {
     /// <summary>Records older than this are deleted. Defaults to 7 days.</summary>
@@ -133,14 +186,15 @@ public static class ListenAddress
     {
         endpoint = null;
         error = null;
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || colon == text.Length - 1)
+        if (!HostPortText.TrySplit(text, out var parts))
         {
             error = $"'{text}' is not host:port";
             return false;
         }
-        string host = text[..colon].Trim('[', ']');
-        if (!ushort.TryParse(text.AsSpan(colon + 1), out ushort port))
+        // Stray brackets ("[::1:80", "[[::1]]:80") have always been trimmed here rather than rejected, so listen
+        // addresses that start today keep starting.
+        string host = parts.Host.Trim('[', ']');
+        if (!ushort.TryParse(parts.Port, out ushort port))
         {
             error = $"'{text}': port must be 0-65535";
             return false;

@@ -22,6 +22,7 @@ public static class AgentOptionsValidator
                      ("webhook.certificatePath", o.Webhook.CertificatePath), ("webhook.keyPath", o.Webhook.KeyPath),
                      ("webhook.clientCaPath", o.Webhook.ClientCaPath), ("webhook.bearerTokenFile", o.Webhook.BearerTokenFile),
                      ("kubeconfig", o.Kubeconfig), ("podsFile", o.PodsFile),
+                     ("audit.forwarding.peerCaPath", o.Audit.Forwarding.PeerCaPath),
                  })
         {
             if (!string.IsNullOrEmpty(path) && !File.Exists(path))
@@ -56,7 +57,37 @@ public static class AgentOptionsValidator
             if (!ApiServerEndpointList.TryParse(endpoint, out _, out string? error))
                 errors.Add($"correlation.apiServerEndpoints: {error}");
         }
+        CheckForwarding(o, errors);
         return errors;
+    }
+
+    private static void CheckForwarding(AgentOptions o, List<string> errors)
+    {
+        var f = o.Audit.Forwarding;
+        if (f.Enabled == true)
+        {
+            // Unset means "when possible"; an explicit true must be able to work, or the agent does not start.
+            if (string.IsNullOrEmpty(f.TokenFile))
+                errors.Add("audit.forwarding.enabled is true but audit.forwarding.tokenFile is not set: peers accept forwarded events only with the shared token (Secret ebpf-agent-forwarding-token)");
+            else if (!File.Exists(f.TokenFile))
+                errors.Add($"audit.forwarding.tokenFile: file '{f.TokenFile}' does not exist");
+            if (o.Standalone || !string.IsNullOrEmpty(o.PodsFile))
+                errors.Add("audit.forwarding.enabled needs the API server (to find pods' nodes and the other agents): not with standalone or podsFile");
+            if (string.IsNullOrEmpty(o.Webhook.Listen))
+                errors.Add("audit.forwarding.enabled needs webhook.listen: forwarded events arrive on the webhook listener");
+        }
+        if (!f.Path.StartsWith('/'))
+            errors.Add($"audit.forwarding.path '{f.Path}' must start with '/'");
+        else if (string.Equals(f.Path, o.Webhook.Path, StringComparison.Ordinal))
+            errors.Add("audit.forwarding.path must differ from webhook.path: forwarded events must never be forwarded again");
+        if (string.IsNullOrWhiteSpace(f.AgentLabelSelector))
+            errors.Add("audit.forwarding.agentLabelSelector is empty: set the agent pods' labels (e.g. app.kubernetes.io/name=ebpf-agent)");
+        if (f.PeerPort is < 1 or > 65535)
+            errors.Add("audit.forwarding.peerPort must be 1-65535");
+        if (f.QueueCapacity is < 1 or > 1_000_000)
+            errors.Add("audit.forwarding.queueCapacity must be between 1 and 1000000");
+        if (f.MaxAttempts is < 1 or > 20)
+            errors.Add("audit.forwarding.maxAttempts must be between 1 and 20");
     }
 
     private static void CheckListen(string name, string value, List<string> errors)

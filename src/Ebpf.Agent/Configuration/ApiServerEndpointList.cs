@@ -16,26 +16,22 @@ public static class ApiServerEndpointList
     {
         endpoint = null;
         error = null;
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || colon == text.Length - 1)
+        if (!HostPortText.TrySplit(text, out var parts))
         {
             error = $"'{text}' is not ip:port";
             return false;
         }
-        string host = text[..colon];
-        if (host.StartsWith('[') && host.EndsWith(']'))
-            host = host[1..^1];
-        else if (host.Contains(':', StringComparison.Ordinal))
+        if (!parts.IsBracketed && parts.Host.Contains(':', StringComparison.Ordinal))
         {
             error = $"'{text}': an IPv6 address needs brackets ([addr]:port)";
             return false;
         }
-        if (!IPAddress.TryParse(host, out var address))
+        if (!IPAddress.TryParse(parts.Host, out var address))
         {
-            error = $"'{text}': '{host}' is not an IP address (connects are matched by address, not by name)";
+            error = $"'{text}': '{parts.Host}' is not an IP address (connects are matched by address, not by name)";
             return false;
         }
-        if (!ushort.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out ushort port) || port == 0)
+        if (!ushort.TryParse(parts.Port, NumberStyles.None, CultureInfo.InvariantCulture, out ushort port) || port == 0)
         {
             error = $"'{text}': port must be 1-65535";
             return false;

@@ -9,6 +9,7 @@ using Ebpf.Agent.Services;
 using Ebpf.Api.ExecTrace;
 using Ebpf.Api.Grpc;
 using Ebpf.Api.Streaming;
+using Ebpf.Core.Audit;
 using Ebpf.Core.Correlation;
 using Ebpf.Interop;
 using Ebpf.Kubernetes;
@@ -157,13 +158,18 @@ public static partial class AgentHost
 
         builder.Services.AddSingleton<IHostedService>(new StoreCloser(identity, store));
         builder.Services.AddSingleton<IHostedService>(pipeline);
+        var forwarder = CreateForwarder(options, api, standalone, webhookEndpoint, webhookCertificate, identity, time, loggers, startupLog);
+        if (forwarder is not null)
+            builder.Services.AddSingleton<IHostedService>(new AuditForwarderService(forwarder));
+        // A tailed log (on a control-plane node) holds every node's events, like the webhook: forward them too.
+        IAuditEventSink tailerSink = forwarder is null ? sink : new ForwardingAuditSink(sink, forwarder.Offer);
         foreach (string path in options.AuditLog.Paths)
         {
             var tailer = new AuditLogTailer(new AuditLogTailerOptions
             {
                 Path = path,
                 CheckpointPath = Path.Combine(options.DataDirectory, "audit-checkpoints", CheckpointName(path)),
-            }, sink, time, loggers.CreateLogger<AuditLogTailer>());
+            }, tailerSink, time, loggers.CreateLogger<AuditLogTailer>());
             builder.Services.AddSingleton<IHostedService>(new AuditLogTailerService(tailer));
             status.AddCounters(() => Counters($"audit_log[{path}]", tailer.Counters));
         }
@@ -190,10 +196,27 @@ public static partial class AgentHost
                 ClientCertificateAuthentication = clientCerts,
                 // Unauthenticated only where nothing but this machine can reach it.
                 AllowUnauthenticated = tokens.Count == 0 && !clientCerts && IPAddress.IsLoopback(webhookEndpoint.Address),
-            }, sink, loggers.CreateLogger<AuditWebhookReceiver>());
+            }, sink, loggers.CreateLogger<AuditWebhookReceiver>(), forwarder is null ? null : forwarder.Offer);
             app.MapAuditWebhook(options.Webhook.Path, receiver).RequireHost($"*:{webhookEndpoint.Port}");
             var webhookCounters = receiver.Counters;
             status.AddCounters(() => Counters("audit_webhook", webhookCounters));
+        }
+        AuditWebhookReceiver? forwardedReceiver = null;
+        if (forwarder is not null && webhookEndpoint is not null)
+        {
+            // Peers' forwarded events: stored like webhook events, never offered to the forwarder again (no loops),
+            // and only with the shared forwarding token, whatever the webhook's own authentication.
+            forwardedReceiver = new AuditWebhookReceiver(new AuditWebhookOptions
+            {
+                MaxBodyBytes = options.Webhook.MaxBodyBytes,
+                BearerTokens = forwarder.Options.AcceptedTokens,
+            }, sink, loggers.CreateLogger<AuditWebhookReceiver>());
+            app.MapAuditWebhook(options.Audit.Forwarding.Path, forwardedReceiver).RequireHost($"*:{webhookEndpoint.Port}");
+            var forwardedCounters = forwardedReceiver.Counters;
+            var forwardingCounters = forwarder.Counters;
+            status.AddCounters(() => Counters("audit_forwarded", forwardedCounters));
+            status.AddCounters(() => Counters("audit_forwarding", forwardingCounters));
+            app.Lifetime.ApplicationStopped.Register(forwarder.Dispose);
         }
         if (healthEndpoint is not null)
             MapHealth(app, healthEndpoint.Port, readiness);
@@ -212,6 +235,8 @@ public static partial class AgentHost
         if (capture is not null)
             status.AddCounters(() => CaptureCounters(capture.Snapshot()));
         RegisterMetrics(metrics, capture, store, hub, identity, receiver);
+        if (forwarder is not null && forwardedReceiver is not null)
+            RegisterForwardingMetrics(metrics, forwarder, forwardedReceiver);
 
         readiness.Register("pipeline");
         _ = pipeline.Started.ContinueWith(
@@ -300,7 +325,14 @@ public static partial class AgentHost
         Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(path))))[..16].ToLowerInvariant() + ".checkpoint";
 
     /// <summary>Every public numeric property of a counters object, as "prefix_name" pairs.</summary>
-    internal static IEnumerable<KeyValuePair<string, ulong>> Counters(string prefix, object counters)
+    internal static IEnumerable<KeyValuePair<string, ulong>> Counters(string prefix, object counters) =>
+        CounterValues(counters).Select(kv => new KeyValuePair<string, ulong>($"{prefix}_{kv.Key}", kv.Value));
+
+    /// <summary>
+    /// Every public numeric property of a counters object as its snake_case name and value (negative values as 0),
+    /// e.g. a metric's "counter" label.
+    /// </summary>
+    internal static IEnumerable<KeyValuePair<string, ulong>> CounterValues(object counters)
     {
         foreach (var property in counters.GetType().GetProperties())
         {
@@ -313,7 +345,7 @@ public static partial class AgentHost
                 _ => null,
             };
             if (number is ulong n)
-                yield return new($"{prefix}_{SnakeCase(property.Name)}", n);
+                yield return new(SnakeCase(property.Name), n);
         }
     }
 
@@ -373,9 +405,113 @@ public static partial class AgentHost
         {
             var c = receiver.Counters;
             metrics.Observe("ebpf.audit.webhook", "Audit webhook counters: requests, events received, appended, duplicates, rejected ...", isCounter: true,
-                () => Counters("x", c).Select(kv => M(kv.Value, AgentMetrics.Tag("counter", kv.Key[2..]))));
+                () => CounterValues(c).Select(kv => M(kv.Value, AgentMetrics.Tag("counter", kv.Key))));
         }
     }
+
+    /// <summary>
+    /// The audit forwarder when forwarding is on: explicitly enabled (validated), or unset and running in a pod with
+    /// in-cluster API access and the forwarding token mounted. Null otherwise, with the reason logged.
+    /// </summary>
+    private static AuditEventForwarder? CreateForwarder(AgentOptions options, Ebpf.Kubernetes.Api.KubeClientConfig? api, bool standalone,
+        IPEndPoint? webhookEndpoint, X509Certificate2? webhookCertificate, NodeIdentity identity, TimeProvider time, ILoggerFactory loggers, ILogger startupLog)
+    {
+        var f = options.Audit.Forwarding;
+        if (f.Enabled == false)
+            return null;
+        bool automatic = f.Enabled is null;
+        string? reason = null;
+        if (standalone || api is null)
+            reason = "no API server (standalone)";
+        else if (automatic && options.Kubeconfig is not null)
+            reason = "not running in a pod (kubeconfig given); set audit.forwarding.enabled to forward anyway";
+        else if (webhookEndpoint is null)
+            reason = "webhook.listen is empty";
+        else if (string.IsNullOrEmpty(f.TokenFile) || !File.Exists(f.TokenFile))
+            reason = $"no forwarding token (audit.forwarding.tokenFile '{f.TokenFile}'; create Secret ebpf-agent-forwarding-token)";
+        string? ns = f.Namespace;
+        if (string.IsNullOrEmpty(ns))
+            ns = Environment.GetEnvironmentVariable("POD_NAMESPACE");
+        if (string.IsNullOrEmpty(ns))
+        {
+            string nsFile = Path.Combine(Ebpf.Kubernetes.Api.KubeClientConfig.ServiceAccountDirectory, "namespace");
+            ns = File.Exists(nsFile) ? File.ReadAllText(nsFile).Trim() : api?.Namespace;
+        }
+        if (reason is null && string.IsNullOrEmpty(ns))
+            reason = "the agents' namespace is unknown: set audit.forwarding.namespace or POD_NAMESPACE";
+        if (reason is not null)
+        {
+            if (!automatic)
+                throw new ConfigurationException("audit.forwarding.enabled is true but forwarding cannot work: " + reason);
+            LogForwardingOff(startupLog, reason);
+            return null;
+        }
+
+        IReadOnlyList<string> tokens;
+        try
+        {
+            // Several lines allow rotation: peers accept every line, this agent presents the first.
+            tokens = AuditWebhookOptions.ReadBearerTokenFile(f.TokenFile!);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException("audit.forwarding.tokenFile: " + e.Message, e);
+        }
+        var forwarding = new AuditForwardingOptions
+        {
+            NodeName = options.NodeName,
+            AgentNamespace = ns!,
+            AgentLabelSelector = f.AgentLabelSelector,
+            Token = tokens[0],
+            AcceptedTokens = tokens,
+            ForwardedPath = f.Path,
+            PeerScheme = webhookCertificate is null ? "http" : "https",
+            PeerPort = f.PeerPort ?? webhookEndpoint!.Port,
+            QueueCapacity = f.QueueCapacity,
+            MaxAttempts = f.MaxAttempts,
+        };
+        if (webhookCertificate is not null)
+        {
+            if (f.PeerCaPath is { } caPath)
+            {
+                var authorities = new X509Certificate2Collection();
+                authorities.ImportFromPemFile(caPath);
+                if (authorities.Count == 0)
+                    throw new ConfigurationException($"audit.forwarding.peerCaPath: no certificate in '{caPath}'");
+                forwarding.PeerCertificateAuthorities = authorities;
+                forwarding.PeerServerName = f.PeerServerName ?? $"ebpf-agent-webhook.{ns}.svc";
+            }
+            else
+            {
+                forwarding.PinnedPeerCertificates = [webhookCertificate];
+            }
+        }
+        // Its own client: lookups must not wait behind the pod watch, and a slow answer only delays forwarding.
+        var client = new Ebpf.Kubernetes.Api.KubeApiClient(api!, new Ebpf.Kubernetes.Api.KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(10) }, time);
+        var directory = new AuditPeerDirectory(client, forwarding, time);
+        var pods = identity.Pods;
+        var forwarder = new AuditEventForwarder(forwarding, directory, (podNamespace, pod) => pods.TryGetPod(podNamespace, pod, out _),
+            time, loggers.CreateLogger<AuditEventForwarder>(), ownedApiClient: client);
+        LogForwardingOn(startupLog, ns!, f.AgentLabelSelector, forwarding.PeerScheme, f.Path);
+        return forwarder;
+    }
+
+    private static void RegisterForwardingMetrics(AgentMetrics metrics, AuditEventForwarder forwarder, AuditWebhookReceiver forwardedReceiver)
+    {
+        static Measurement<long> M(ulong value, KeyValuePair<string, object?> tag) => new((long)value, tag);
+        var c = forwarder.Counters;
+        metrics.Observe("ebpf.audit.forwarding", "Audit events sent to the agent on the pod's node: candidates, queued, forwarded, failed, dropped (queue full), unresolved, local, retries, posts", isCounter: true,
+            () => CounterValues(c).Select(kv => M(kv.Value, AgentMetrics.Tag("counter", kv.Key))));
+        var r = forwardedReceiver.Counters;
+        metrics.Observe("ebpf.audit.forwarded", "Forwarded audit events received from peers: requests, received, appended, duplicates, rejected, unauthorized ...", isCounter: true,
+            () => CounterValues(r).Select(kv => M(kv.Value, AgentMetrics.Tag("counter", kv.Key))));
+    }
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Audit forwarding on: events of other nodes' pods go to the agent pods ({Selector}) of namespace {Namespace} over {Scheme}, path {Path}")]
+    private static partial void LogForwardingOn(ILogger logger, string @namespace, string selector, string scheme, string path);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Audit forwarding off: {Reason}")]
+    private static partial void LogForwardingOff(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 1000, Level = LogLevel.Information,
         Message = "ebpf-agent on node {Node}: gRPC {Grpc}; audit webhook {Webhook}; health and metrics {Health}; store {Store}")]

@@ -22,6 +22,12 @@ internal sealed class AuditLogTailerService(AuditLogTailer tailer) : BackgroundS
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => tailer.RunAsync(stoppingToken);
 }
 
+/// <summary>Runs the audit forwarder's delivery loop for the life of the host.</summary>
+internal sealed class AuditForwarderService(AuditEventForwarder forwarder) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => forwarder.RunAsync(stoppingToken);
+}
+
 /// <summary>`run --print`: one line per record on stdout, the first thing a newcomer watches.</summary>
 internal sealed class RecordPrinter(RecordHub hub, TextWriter output) : BackgroundService
 {

@@ -52,10 +52,7 @@ public static class PolicyCommand
             command.Options.Add(o);
         command.SetAction(parseResult =>
         {
-            var io = new CommandIo(parseResult);
-            if (!io.CheckFormat(parseResult.GetValue(output)))
-                return CliExit.Usage;
-            if (!io.TryLoadPolicy(parseResult.GetValue(policy)!, out var loaded))
+            if (!CommandIo.TryStart(parseResult, output, parseResult.GetValue(policy)!, out var io, out var loaded))
                 return CliExit.Usage;
             var evaluator = new AuditPolicyEvaluator(loaded);
 
@@ -143,10 +140,7 @@ public static class PolicyCommand
         command.Options.Add(output);
         command.SetAction(parseResult =>
         {
-            var io = new CommandIo(parseResult);
-            if (!io.CheckFormat(parseResult.GetValue(output)))
-                return CliExit.Usage;
-            if (!io.TryLoadPolicy(parseResult.GetValue(file)!, out var policy))
+            if (!CommandIo.TryStart(parseResult, output, parseResult.GetValue(file)!, out var io, out var policy))
                 return CliExit.Usage;
             var findings = PolicyLinter.Lint(policy);
             var errors = findings.Count(f => f.Severity == PolicyFindingSeverity.Error);
@@ -190,10 +184,7 @@ public static class PolicyCommand
         command.Options.Add(output);
         command.SetAction(parseResult =>
         {
-            var io = new CommandIo(parseResult);
-            if (!io.CheckFormat(parseResult.GetValue(output)))
-                return CliExit.Usage;
-            if (!io.TryLoadPolicy(parseResult.GetValue(policy)!, out var loaded))
+            if (!CommandIo.TryStart(parseResult, output, parseResult.GetValue(policy)!, out var io, out var loaded))
                 return CliExit.Usage;
             var simulator = new PolicySimulator(loaded);
             var parser = new AuditEventParser();
@@ -271,7 +262,18 @@ public static class PolicyCommand
             Interactive = InteractionSupport.No,
         }).WithWidth(ReferenceEquals(Out, System.Console.Out) && !System.Console.IsOutputRedirected ? null : 200);
 
-        public bool CheckFormat(string? format)
+        /// <summary>
+        /// What every policy subcommand does first: check --output, then load the policy. False when either fails, the
+        /// reason already written to the error stream; the command then exits with <see cref="CliExit.Usage"/>.
+        /// </summary>
+        public static bool TryStart(ParseResult parseResult, Option<string> output, FileInfo policyFile, out CommandIo io, out AuditPolicy policy)
+        {
+            io = new CommandIo(parseResult);
+            policy = null!;
+            return io.CheckFormat(parseResult.GetValue(output)) && io.TryLoadPolicy(policyFile, out policy);
+        }
+
+        private bool CheckFormat(string? format)
         {
             switch (format)
             {
@@ -292,7 +294,7 @@ public static class PolicyCommand
             return CliExit.Usage;
         }
 
-        public bool TryLoadPolicy(FileInfo file, out AuditPolicy policy)
+        private bool TryLoadPolicy(FileInfo file, out AuditPolicy policy)
         {
             try
             {

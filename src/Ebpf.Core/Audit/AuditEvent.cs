@@ -77,7 +77,7 @@ public sealed class AuditEvent
             return cached.Value;
         }
 
-        var box = new ElementBox(raw is { } r ? r.ToElement(RawJson) : null);
+        var box = new ElementBox(raw is { } r ? r.ToElement(RawJson.Span) : null);
         return (Interlocked.CompareExchange(ref cache, box, null) ?? box).Value;
     }
 

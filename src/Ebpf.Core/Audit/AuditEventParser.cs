@@ -16,7 +16,6 @@ public sealed class AuditEventParser
 
     private readonly AuditParserOptions _options;
     private readonly JsonReaderOptions _readerOptions;
-    private readonly JsonTypeInfo<AuditEvent> _eventInfo;
     private readonly JsonTypeInfo<AksDiagnosticRecord> _aksInfo;
     private readonly JsonTypeInfo<GkeLogEntry> _gkeInfo;
 
@@ -31,7 +30,6 @@ public sealed class AuditEventParser
             // Two "user" keys in one event would let a forger show one identity to us and another to other readers.
             AllowDuplicateProperties = false,
         });
-        _eventInfo = context.AuditEvent;
         _aksInfo = context.AksDiagnosticRecord;
         _gkeInfo = context.GkeLogEntry;
     }
@@ -145,14 +143,7 @@ public sealed class AuditEventParser
                                 return new AuditParseBatch([], $"more than {_options.MaxListItems} items in the EventList");
                             }
 
-                            var start = (int)reader.TokenStartIndex;
-                            reader.Skip();
-                            var end = (int)reader.BytesConsumed;
-                            var location = $"items[{index++}]";
-                            var slice = utf8[start..end];
-                            items.Add(slice.Length > _options.MaxEventBytes
-                                ? Reject(location, $"event is {slice.Length} bytes, over the {_options.MaxEventBytes}-byte limit")
-                                : ParseNative(slice, location, AuditSourceFormat.Native));
+                            items.Add(ParseListItem(ref reader, utf8, $"items[{index++}]"));
                         }
 
                         break;
@@ -347,17 +338,45 @@ public sealed class AuditEventParser
         AuditEvent? ev;
         try
         {
-            ev = JsonSerializer.Deserialize(utf8, _eventInfo);
+            ev = AuditEventReader.Read(utf8, _readerOptions);
         }
-        catch (JsonException ex)
-        {
-            return Reject(location, Describe(ex));
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or FormatException or ArgumentException or OverflowException or NotSupportedException)
+        catch (AuditJsonFormatException ex)
         {
             return Reject(location, ex.Message);
         }
 
+        return Accept(ev, utf8, location, format);
+    }
+
+    /// <summary>
+    /// One EventList item, read in the same pass as the list. An item that is JSON but not an event is skipped from
+    /// a snapshot and rejected alone; broken JSON throws and spoils the document (its end cannot be found).
+    /// </summary>
+    private AuditParseItem ParseListItem(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8, string location)
+    {
+        var start = checked((int)reader.TokenStartIndex);
+        var snapshot = reader;
+        AuditEvent? ev = null;
+        string? rejection = null;
+        try
+        {
+            ev = AuditEventReader.ReadItem(ref reader, utf8, _options.MaxDepth);
+        }
+        catch (AuditJsonFormatException ex)
+        {
+            reader = snapshot;
+            reader.Skip();
+            rejection = ex.Message;
+        }
+
+        var item = utf8[start..checked((int)reader.BytesConsumed)];
+        return item.Length > _options.MaxEventBytes ? Reject(location, $"event is {item.Length} bytes, over the {_options.MaxEventBytes}-byte limit")
+            : rejection is not null ? Reject(location, rejection)
+            : Accept(ev, item, location, AuditSourceFormat.Native);
+    }
+
+    private AuditParseItem Accept(AuditEvent? ev, ReadOnlySpan<byte> utf8, string location, AuditSourceFormat format)
+    {
         if (ev is null)
         {
             return Reject(location, "null is not an audit event");

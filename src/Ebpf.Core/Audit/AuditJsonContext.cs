@@ -3,7 +3,10 @@ using System.Text.Json.Serialization;
 
 namespace Ebpf.Core.Audit;
 
-/// <summary>Source-generated (reflection-free) metadata for the audit model and the cloud envelopes.</summary>
+/// <summary>
+/// Source-generated (reflection-free) metadata for the cloud envelopes, and for the audit model as the reference
+/// deserializer that <see cref="AuditEventReader"/> is tested against (events themselves are read by the latter).
+/// </summary>
 [JsonSourceGenerationOptions(GenerationMode = JsonSourceGenerationMode.Metadata)]
 [JsonSerializable(typeof(AuditEvent))]
 [JsonSerializable(typeof(AuditEventList))]

@@ -24,7 +24,7 @@ internal readonly struct RawJsonValue
     public RawJsonValue(JsonElement parsed) => _parsed = parsed;
 
     /// <summary>The body as a detached element; <paramref name="rawJson"/> must be the bytes the event was deserialized from.</summary>
-    public JsonElement ToElement(ReadOnlyMemory<byte> rawJson)
+    public JsonElement ToElement(ReadOnlySpan<byte> rawJson)
     {
         if (_parsed is { } parsed)
         {
@@ -32,44 +32,15 @@ internal readonly struct RawJsonValue
         }
 
         // Syntax, depth and duplicate names were all checked while deserializing, so this cannot fail.
-        var reader = new Utf8JsonReader(rawJson.Span.Slice(_start, _length), new JsonReaderOptions { MaxDepth = int.MaxValue });
+        var reader = new Utf8JsonReader(rawJson.Slice(_start, _length), new JsonReaderOptions { MaxDepth = int.MaxValue });
         return JsonElement.ParseValue(ref reader);
     }
-}
 
-/// <summary>
-/// Validates a body exactly as the default JsonElement converter would (the reader checks syntax and depth as it
-/// walks; property names are checked for duplicates) but keeps only its byte range. Anything the quick check cannot
-/// clear (an escaped name, a name-hash collision) is re-read by the default converter, so rejections keep their
-/// exact reason and position.
-/// </summary>
-internal sealed class RawJsonValueConverter : JsonConverter<RawJsonValue>
-{
     [ThreadStatic] private static HashSet<int>? t_names;
     [ThreadStatic] private static Stack<long>? t_objects;
 
-    public override RawJsonValue Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
-    {
-        var start = reader.TokenStartIndex;
-        if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
-        {
-            var snapshot = reader;
-            if (options.AllowDuplicateProperties || !SkipWithUniqueNames(ref reader))
-            {
-                reader = snapshot;
-                var converter = (JsonConverter<JsonElement>)options.GetConverter(typeof(JsonElement));
-                return new RawJsonValue(converter.Read(ref reader, typeof(JsonElement), options));
-            }
-        }
-
-        return new RawJsonValue(checked((int)start), checked((int)(reader.BytesConsumed - start)));
-    }
-
-    public override void Write(Utf8JsonWriter writer, RawJsonValue value, JsonSerializerOptions options)
-        => throw new NotSupportedException("audit events are not serialized back to JSON; use AuditEvent.RawJson");
-
     /// <summary>Reads to the end of the current object/array; false when some object might repeat a property name.</summary>
-    private static bool SkipWithUniqueNames(ref Utf8JsonReader reader)
+    internal static bool SkipWithUniqueNames(ref Utf8JsonReader reader)
     {
         if (reader.HasValueSequence)
         {
@@ -121,4 +92,33 @@ internal sealed class RawJsonValueConverter : JsonConverter<RawJsonValue>
 
         return false;
     }
+}
+
+/// <summary>
+/// Validates a body exactly as the default JsonElement converter would (the reader checks syntax and depth as it
+/// walks; property names are checked for duplicates) but keeps only its byte range. Anything the quick check cannot
+/// clear (an escaped name, a name-hash collision) is re-read by the default converter, so rejections keep their
+/// exact reason and position.
+/// </summary>
+internal sealed class RawJsonValueConverter : JsonConverter<RawJsonValue>
+{
+    public override RawJsonValue Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        var start = reader.TokenStartIndex;
+        if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+        {
+            var snapshot = reader;
+            if (options.AllowDuplicateProperties || !RawJsonValue.SkipWithUniqueNames(ref reader))
+            {
+                reader = snapshot;
+                var converter = (JsonConverter<JsonElement>)options.GetConverter(typeof(JsonElement));
+                return new RawJsonValue(converter.Read(ref reader, typeof(JsonElement), options));
+            }
+        }
+
+        return new RawJsonValue(checked((int)start), checked((int)(reader.BytesConsumed - start)));
+    }
+
+    public override void Write(Utf8JsonWriter writer, RawJsonValue value, JsonSerializerOptions options)
+        => throw new NotSupportedException("audit events are not serialized back to JSON; use AuditEvent.RawJson");
 }

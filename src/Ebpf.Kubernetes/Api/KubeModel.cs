@@ -13,6 +13,8 @@ public sealed class ObjectMeta
     public string? Uid { get; set; }
     public string? ResourceVersion { get; set; }
     public Dictionary<string, string>? Labels { get; set; }
+    /// <summary>Set once deletion was requested: the pod is terminating.</summary>
+    public string? DeletionTimestamp { get; set; }
     public Dictionary<string, string>? Annotations { get; set; }
     public List<OwnerReference>? OwnerReferences { get; set; }
 }
@@ -62,8 +64,15 @@ public sealed class Container
     public Probe? ReadinessProbe { get; set; }
     public Probe? StartupProbe { get; set; }
     public Lifecycle? Lifecycle { get; set; }
+    public List<ContainerPortSpec>? Ports { get; set; }
     /// <summary>Ephemeral containers only.</summary>
     public string? TargetContainerName { get; set; }
+}
+
+public sealed class ContainerPortSpec
+{
+    public string? Name { get; set; }
+    public int? ContainerPort { get; set; }
 }
 
 public sealed class PodSpec

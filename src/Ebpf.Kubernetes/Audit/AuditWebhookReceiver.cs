@@ -32,9 +32,16 @@ public sealed partial class AuditWebhookReceiver
     private readonly AuditEventParser _parser;
     private readonly SemaphoreSlim _gate;
     private readonly byte[][] _tokenHashes;
+    private readonly Action<IReadOnlyList<AuditEvent>>? _committed;
 
-    public AuditWebhookReceiver(AuditWebhookOptions options, IAuditEventSink sink, ILogger<AuditWebhookReceiver>? logger = null)
+    /// <param name="committed">
+    /// Called with each batch once the sink has committed it, before the answer (e.g. <see cref="AuditEventForwarder.Offer"/>).
+    /// Must not block. Null (the default) for the forwarded-events endpoint, so a forwarded event is never forwarded again.
+    /// </param>
+    public AuditWebhookReceiver(AuditWebhookOptions options, IAuditEventSink sink, ILogger<AuditWebhookReceiver>? logger = null,
+        Action<IReadOnlyList<AuditEvent>>? committed = null)
     {
+        _committed = committed;
         options.Validate();
         _options = options;
         _sink = sink;
@@ -158,6 +165,8 @@ public sealed partial class AuditWebhookReceiver
 
                 Interlocked.Add(ref Counters._appended, result.Appended);
                 Interlocked.Add(ref Counters._duplicates, result.Duplicates);
+                // Duplicates too: a redelivered batch may be the one whose forwarding was lost; the peer dedupes.
+                _committed?.Invoke(batch.Events);
             }
 
             await WriteAcceptedAsync(response, batch, result);

@@ -104,6 +104,76 @@ public sealed class AgentConfigurationTests : IDisposable
         Assert.Contains(errors, e => e.StartsWith("retention.maxAge", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Load_AuditForwardingFromFileAndEnvironment_Bound()
+    {
+        string token = Write("forward-token", "t0ken\n");
+        string file = Write("agent.yaml", $"""
+            audit:
+              forwarding:
+                tokenFile: {token}
+                agentLabelSelector: app=agent,tier=node
+                peerPort: 9443
+            """);
+        var env = new Dictionary<string, string?> { ["EBPF_Audit__Forwarding__Enabled"] = "true", ["EBPF_Audit__Forwarding__Namespace"] = "monitoring", ["NODE_NAME"] = "n" };
+
+        var options = AgentConfiguration.Load(file, new Dictionary<string, string?>(), env);
+
+        var f = options.Audit.Forwarding;
+        Assert.True(f.Enabled);
+        Assert.Equal(token, f.TokenFile);
+        Assert.Equal("monitoring", f.Namespace);
+        Assert.Equal("app=agent,tier=node", f.AgentLabelSelector);
+        Assert.Equal(9443, f.PeerPort);
+        Assert.Equal("/audit/forwarded", f.Path);
+        Assert.Empty(AgentOptionsValidator.Validate(options));
+    }
+
+    [Fact]
+    public void Load_AuditForwardingDefaults_UnsetMeansAutomatic()
+    {
+        var options = AgentConfiguration.Load(null, new Dictionary<string, string?>(), new Dictionary<string, string?> { ["NODE_NAME"] = "n" });
+
+        Assert.Null(options.Audit.Forwarding.Enabled);
+        Assert.Null(options.Audit.Forwarding.TokenFile);
+        Assert.Equal("app.kubernetes.io/name=ebpf-agent", options.Audit.Forwarding.AgentLabelSelector);
+        Assert.Equal(4096, options.Audit.Forwarding.QueueCapacity);
+        Assert.Empty(AgentOptionsValidator.Validate(options));
+    }
+
+    [Fact]
+    public void Validate_ForwardingEnabledButUnusable_EveryProblemNamed()
+    {
+        var options = new AgentOptions
+        {
+            NodeName = "n",
+            Standalone = true,
+            Webhook = { Listen = "" },
+            Audit = { Forwarding = { Enabled = true, Path = "/audit/webhook", AgentLabelSelector = " ", PeerPort = 70000, QueueCapacity = 0, MaxAttempts = 0 } },
+        };
+
+        var errors = AgentOptionsValidator.Validate(options);
+
+        Assert.Contains(errors, e => e.StartsWith("audit.forwarding.enabled is true but audit.forwarding.tokenFile is not set", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("needs the API server", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("needs webhook.listen", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("audit.forwarding.path must differ from webhook.path", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("audit.forwarding.agentLabelSelector", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("audit.forwarding.peerPort", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("audit.forwarding.queueCapacity", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("audit.forwarding.maxAttempts", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Validate_ForwardingEnabledTokenFileMissing_SaysWhich()
+    {
+        var options = new AgentOptions { NodeName = "n", Audit = { Forwarding = { Enabled = true, TokenFile = "/nonexistent/forward-token" } } };
+
+        var errors = AgentOptionsValidator.Validate(options);
+
+        Assert.Contains("audit.forwarding.tokenFile: file '/nonexistent/forward-token' does not exist", errors);
+    }
+
     [Theory]
     [InlineData("127.0.0.1:50051", "127.0.0.1", 50051)]
     [InlineData("*:9090", "0.0.0.0", 9090)]
@@ -125,5 +195,37 @@ public sealed class AgentConfigurationTests : IDisposable
     {
         Assert.False(ListenAddress.TryParse(text, out _, out string? error));
         Assert.NotNull(error);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:0", "127.0.0.1", 0)]       // port 0: the kernel picks one
+    [InlineData("[::]:50051", "::", 50051)]
+    [InlineData("0.0.0.0:80", "0.0.0.0", 80)]
+    [InlineData("::1:8443", "::1", 8443)]             // brackets are optional here: the last colon separates the port
+    [InlineData("127.0.0.1:65535", "127.0.0.1", 65535)]
+    [InlineData("[::1:8443", "::1", 8443)]            // stray brackets are trimmed, not rejected
+    [InlineData("[[::1]]:8443", "::1", 8443)]
+    public void ListenAddress_EdgeOfValid_Parsed(string text, string address, int port)
+    {
+        Assert.True(ListenAddress.TryParse(text, out var endpoint, out string? error));
+        Assert.Null(error);
+        Assert.Equal(address, endpoint!.Address.ToString());
+        Assert.Equal(port, endpoint.Port);
+    }
+
+    [Theory]
+    [InlineData("50051", "'50051' is not host:port")]
+    [InlineData("host:", "'host:' is not host:port")]
+    [InlineData(":80", "':80' is not host:port")]
+    [InlineData("127.0.0.1:65536", "'127.0.0.1:65536': port must be 0-65535")]
+    [InlineData("127.0.0.1:http", "'127.0.0.1:http': port must be 0-65535")]
+    [InlineData("[::1]", "'[::1]': port must be 0-65535")]
+    [InlineData("example.com:80", "'example.com:80': host must be an IP address, localhost or *")]
+    [InlineData("[]:80", "'[]:80': host must be an IP address, localhost or *")]
+    public void ListenAddress_Invalid_ExactMessage(string text, string message)
+    {
+        Assert.False(ListenAddress.TryParse(text, out var endpoint, out string? error));
+        Assert.Null(endpoint);
+        Assert.Equal(message, error);
     }
 }

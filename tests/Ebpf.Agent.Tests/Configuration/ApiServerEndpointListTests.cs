@@ -83,6 +83,36 @@ public sealed class ApiServerEndpointListTests
         Assert.Contains(text, error);
     }
 
+    [Theory]
+    [InlineData("10.96.0.1", "'10.96.0.1' is not ip:port")]
+    [InlineData(":443", "':443' is not ip:port")]
+    [InlineData("10.96.0.1:", "'10.96.0.1:' is not ip:port")]
+    [InlineData("fd00::1:443", "'fd00::1:443': an IPv6 address needs brackets ([addr]:port)")]
+    [InlineData("[fd00::1]", "'[fd00::1]': an IPv6 address needs brackets ([addr]:port)")]
+    [InlineData("kubernetes.default:443", "'kubernetes.default:443': 'kubernetes.default' is not an IP address (connects are matched by address, not by name)")]
+    [InlineData("[]:443", "'[]:443': '' is not an IP address (connects are matched by address, not by name)")]
+    [InlineData("10.96.0.1:0", "'10.96.0.1:0': port must be 1-65535")]
+    [InlineData("10.96.0.1:65536", "'10.96.0.1:65536': port must be 1-65535")]
+    [InlineData("10.96.0.1:+443", "'10.96.0.1:+443': port must be 1-65535")]
+    public void TryParse_Invalid_ExactMessage(string text, string message)
+    {
+        Assert.False(ApiServerEndpointList.TryParse(text, out var endpoint, out string? error));
+        Assert.Null(endpoint);
+        Assert.Equal(message, error);
+    }
+
+    [Theory]
+    [InlineData("10.96.0.1:443", "10.96.0.1", 443)]
+    [InlineData("[fd00::1]:6443", "fd00::1", 6443)]
+    [InlineData("10.96.0.1:1", "10.96.0.1", 1)]
+    [InlineData("10.96.0.1:65535", "10.96.0.1", 65535)]
+    public void TryParse_Valid_Endpoint(string text, string address, int port)
+    {
+        Assert.True(ApiServerEndpointList.TryParse(text, out var endpoint, out string? error));
+        Assert.Null(error);
+        Assert.Equal(new IPEndPoint(IPAddress.Parse(address), port), endpoint);
+    }
+
     [Fact]
     public void Validate_BadApiServerEndpoint_Named()
     {

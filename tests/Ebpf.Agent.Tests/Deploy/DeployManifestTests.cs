@@ -98,6 +98,30 @@ public sealed class DeployManifestTests
     }
 
     [Fact]
+    public void DaemonSet_AuditForwarding_NamespaceTokenAndWebhookPortWhereTheConfigSaysSo()
+    {
+        var ds = Documents("base/daemonset.yaml").Single(d => Scalar(d, "kind") == "DaemonSet");
+        var pod = Map(ds, "spec.template.spec");
+        var container = (YamlMappingNode)((YamlSequenceNode)Node(pod, "containers")).Children[0];
+        var env = ((YamlSequenceNode)Node(container, "env")).Children.Cast<YamlMappingNode>();
+        Assert.Contains(env, e => Scalar(e, "name") == "POD_NAMESPACE" && Scalar(Map(e, "valueFrom.fieldRef"), "fieldPath") == "metadata.namespace");
+        // Peers find each other's webhook by the container port name.
+        var ports = ((YamlSequenceNode)Node(container, "ports")).Children.Cast<YamlMappingNode>();
+        Assert.Contains(ports, p => Scalar(p, "name") == "webhook");
+        // The configured token file lies in the mount of the (optional) forwarding Secret.
+        var config = Documents("base/configmap.yaml").Single(d => Scalar(d, "kind") == "ConfigMap");
+        var agentYaml = new YamlStream();
+        agentYaml.Load(new StringReader(Scalar(Map(config, "data"), "agent.yaml")!));
+        var forwarding = Map((YamlMappingNode)agentYaml.Documents[0].RootNode, "audit.forwarding");
+        string tokenFile = Scalar(forwarding, "tokenFile")!;
+        var mount = ((YamlSequenceNode)Node(container, "volumeMounts")).Children.Cast<YamlMappingNode>()
+            .Single(m => tokenFile.StartsWith(Scalar(m, "mountPath") + "/", StringComparison.Ordinal));
+        var volume = ((YamlSequenceNode)Node(pod, "volumes")).Children.Cast<YamlMappingNode>().Single(v => Scalar(v, "name") == Scalar(mount, "name"));
+        Assert.Equal("ebpf-agent-forwarding-token", Scalar(Map(volume, "secret"), "secretName"));
+        Assert.Equal("true", Scalar(Map(volume, "secret"), "optional"));
+    }
+
+    [Fact]
     public void ClusterRole_OnlyReadsPods()
     {
         var role = Documents("base/rbac.yaml").Single(d => Scalar(d, "kind") == "ClusterRole");

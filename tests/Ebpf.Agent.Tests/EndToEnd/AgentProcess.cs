@@ -27,6 +27,9 @@ public sealed class AgentProcessOptions
 
     /// <summary><c>capture.filter</c>; null keeps the agent's default (<c>containers</c>).</summary>
     public string? CaptureFilter { get; init; }
+
+    /// <summary>More top-level YAML for the config file (e.g. an <c>audit:</c> section). Defaults to none.</summary>
+    public string? ExtraConfig { get; init; }
 }
 
 /// <summary>
@@ -85,7 +88,8 @@ public sealed class AgentProcess : IAsyncDisposable
             correlation:
               auditWaitWindow: "{options.AuditWaitWindow.ToString("c", CultureInfo.InvariantCulture)}"
               clockSkew: "00:00:02"
-            """ + (options.CaptureFilter is { } filter ? $"\ncapture:\n  filter: {filter}\n" : ""));
+            """ + (options.CaptureFilter is { } filter ? $"\ncapture:\n  filter: {filter}\n" : "")
+            + (options.ExtraConfig is { } extra ? "\n" + extra + "\n" : ""));
         int grpc = FreePort(), webhook = FreePort(), health = FreePort();
         var psi = new ProcessStartInfo("dotnet")
         {

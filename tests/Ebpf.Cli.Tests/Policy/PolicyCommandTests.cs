@@ -113,6 +113,32 @@ public sealed class PolicyCommandTests : IDisposable
         Assert.StartsWith("error: ", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("policy", "eval", "--policy", "MISSING", "--verb", "get", "--resource", "pods", "-o", "yaml")]
+    [InlineData("policy", "lint", "MISSING", "-o", "yaml")]
+    [InlineData("policy", "simulate", "--policy", "MISSING", "--log", "MISSING", "-o", "yaml")]
+    public void Policy_BadFormatAndMissingPolicy_OnlyTheFormatReported(params string[] args)
+    {
+        var missing = Path.Combine(_temp, "missing.yaml");
+        var (exit, output, error) = Run(args.Select(a => a == "MISSING" ? missing : a).ToArray());
+        Assert.Equal(2, exit);
+        Assert.Equal("error: unknown output format 'yaml': use table or json" + Environment.NewLine, error);
+        Assert.Empty(output);
+    }
+
+    [Theory]
+    [InlineData("policy", "eval", "--policy", "MISSING", "--verb", "get", "--resource", "pods")]
+    [InlineData("policy", "lint", "MISSING", "-o", "json")]
+    [InlineData("policy", "simulate", "--policy", "MISSING", "--log", "MISSING")]
+    public void Policy_MissingPolicy_ExitTwoNamingThePolicyFile(params string[] args)
+    {
+        var missing = Path.Combine(_temp, "missing.yaml");
+        var (exit, output, error) = Run(args.Select(a => a == "MISSING" ? missing : a).ToArray());
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"error: invalid audit policy {missing}:", error, StringComparison.Ordinal);
+        Assert.Empty(output);
+    }
+
     [Fact]
     public void Eval_EventFileNotAnEvent_ExitTwo()
     {

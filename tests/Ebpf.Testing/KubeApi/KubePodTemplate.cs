@@ -172,6 +172,26 @@ public static class KubePodTemplate
         return pod;
     }
 
+    /// <summary>
+    /// An agent pod as the DaemonSet (deploy/base/daemonset.yaml) creates it, reachable at <paramref name="podIp"/>
+    /// with its webhook on <paramref name="webhookPort"/> (the container port named "webhook"), in <paramref name="namespace"/>.
+    /// </summary>
+    public static JsonObject CreateAgent(string nodeName, string podIp, int webhookPort, string @namespace = "ebpf-system", string? name = null, string phase = "Running")
+    {
+        var pod = CreateAgent(nodeName, name, phase);
+        pod["metadata"]!["namespace"] = @namespace;
+        var container = pod["spec"]!["containers"]![0]!.AsObject();
+        container["name"] = "agent";
+        container["image"] = "ghcr.io/ebpf/ebpf-agent:latest";
+        container["ports"] = new JsonArray(
+            new JsonObject { ["name"] = "grpc", ["containerPort"] = 50051, ["protocol"] = "TCP" },
+            new JsonObject { ["name"] = "webhook", ["containerPort"] = webhookPort, ["protocol"] = "TCP" },
+            new JsonObject { ["name"] = "metrics", ["containerPort"] = 9090, ["protocol"] = "TCP" });
+        pod["status"]!["podIP"] = podIp;
+        pod["status"]!["podIPs"] = new JsonArray(new JsonObject { ["ip"] = podIp });
+        return pod;
+    }
+
     public static string NewContainerId() => Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()) + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
 
     /// <summary>Sets status.containerStatuses[name].containerID (and state running): the container started.</summary>
