@@ -18,7 +18,9 @@ namespace Ebpf.Cli
 
             Asks the ebpf-agent (a DaemonSet: each agent records its own node) over gRPC. Without --agent or $EBPF_AGENT,
             the agent is found through your kubeconfig (the agent pod on the target pod's node, or --node) and reached
-            with `kubectl port-forward`.
+            with `kubectl port-forward`. With neither --node nor a pod, sessions, findings, show and status ask every
+            agent of the cluster and merge the answers; so does a comma-separated --agent list. pod and watch talk to
+            one agent.
 
             Examples:
               kubectl exectrace sessions --since 1h
@@ -28,9 +30,11 @@ namespace Ebpf.Cli
               kubectl exectrace watch --kind session,finding
               kubectl exectrace findings --since 2d -o json
               kubectl exectrace status --agent 10.0.3.17:50051
+              kubectl exectrace sessions --user alice --agent 10.0.3.17:50051,10.0.4.22:50051
               kubectl exectrace policy eval --policy audit-policy.yaml --user alice --verb create --resource pods/exec
 
-            Exit codes: 0 ok, 1 not found or rejected by the agent, 2 bad flags, 3 agent unreachable.
+            Exit codes: 0 ok, 1 not found or rejected by the agent, 2 bad flags, 3 agent unreachable,
+            4 partial: some of several agents could not be asked (warnings name them; the rest was printed).
             """;
 
         public static RootCommand Create(CliEnvironment? environment = null)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Ebpf.Api.ExecTrace;
 using Ebpf.Api.Grpc;
+using Ebpf.Api.V1;
 using Ebpf.Kubernetes.Api;
 
 namespace Ebpf.Cli.Commands;
@@ -19,7 +20,7 @@ public sealed class AgentConnectionOptions
 
     public Option<string?> Agent { get; } = new("--agent")
     {
-        Description = $"Agent gRPC address: host:port or http(s)://host:port. Defaults to ${AgentEnvironmentVariable}, then to the agent found through the kubeconfig (kubectl port-forward), then {DefaultAddress}",
+        Description = $"Agent gRPC address: host:port or http(s)://host:port; sessions, findings, show and status also take a comma-separated list and ask every agent in it. Defaults to ${AgentEnvironmentVariable}, then to the agent(s) found through the kubeconfig (kubectl port-forward), then {DefaultAddress}",
     };
 
     public Option<string> Timeout { get; } = new("--timeout")
@@ -38,7 +39,7 @@ public sealed class AgentConnectionOptions
 
     public Option<string?> Context { get; } = new("--context") { Description = "kubeconfig context. Defaults to its current-context" };
 
-    public Option<string?> Node { get; } = new("--node") { Description = "Talk to the agent on this node (each agent stores only its own node's data)" };
+    public Option<string?> Node { get; } = new("--node") { Description = "Talk to the agent on this node only (each agent stores only its own node's data). Without it (and without --pod), sessions, findings, show and status ask every agent of the cluster" };
 
     public AgentConnectionOptions()
     {
@@ -77,16 +78,54 @@ public sealed class CliEnvironment
     }
 }
 
+/// <summary>How the CLI authenticates to and trusts every agent it asks (--token-file, --ca-file, --insecure-skip-tls-verify).</summary>
+public sealed record AgentClientSettings(string? Token, string? CertificateAuthorityPath, bool InsecureSkipVerify)
+{
+    public static AgentClientSettings Read(ParseResult parse, AgentConnectionOptions options)
+    {
+        string? token = null;
+        if (parse.GetValue(options.TokenFile) is { } tokenFile)
+        {
+            try { token = File.ReadAllText(tokenFile.FullName).Trim(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliUsageException($"cannot read --token-file {tokenFile.FullName}: {e.Message}");
+            }
+        }
+        var caFile = parse.GetValue(options.CaFile);
+        if (caFile is not null && !caFile.Exists) throw new CliUsageException($"--ca-file {caFile.FullName} does not exist");
+        return new AgentClientSettings(token, caFile?.FullName, parse.GetValue(options.InsecureSkipTlsVerify));
+    }
+}
+
+/// <summary>
+/// One agent to ask: an address (--agent, $EBPF_AGENT) or a discovered agent pod reached through kubectl
+/// port-forward (with the kubeconfig and context that found it).
+/// </summary>
+public sealed record AgentEndpoint(string Text, Uri? Address, AgentPod? Pod, string? Kubeconfig = null, string? Context = null, string Kubectl = "kubectl")
+{
+    public static AgentEndpoint ForPod(AgentPod pod, string kubeconfig, string? context, string kubectl) =>
+        new($"{pod.Namespace}/{pod.Name}", null, pod, kubeconfig, context, kubectl);
+
+    /// <summary>How the agent reads in warnings: its node (and pod) when discovered, else the address as typed.</summary>
+    public string Name => Pod is { } p ? $"node {p.Node} (pod {p.Namespace}/{p.Name})" : Text;
+}
+
+/// <summary>The agents a command asks, and the nodes whose agent is not running (their data cannot be in the answer).</summary>
+public sealed record AgentPlan(IReadOnlyList<AgentEndpoint> Endpoints, IReadOnlyList<AgentPod> NotRunning);
+
 /// <summary>A connected client plus whatever keeps the connection alive (a port-forward child).</summary>
 public sealed class AgentConnection : IAsyncDisposable
 {
     private readonly PortForward? _portForward;
+    private string? _node;
 
-    private AgentConnection(ExecTraceClient client, string address, PortForward? portForward)
+    private AgentConnection(ExecTraceClient client, string address, PortForward? portForward, string? node)
     {
         Client = client;
         Address = address;
         _portForward = portForward;
+        _node = node;
     }
 
     public ExecTraceClient Client { get; }
@@ -108,57 +147,104 @@ public sealed class AgentConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Connects: --agent, else $EBPF_AGENT, else (when a kubeconfig exists) the agent pod on the right node via
-    /// kubectl port-forward, else 127.0.0.1:50051. <paramref name="targetPod"/> picks the node for pod-scoped commands.
+    /// Connects to the one agent of a single-agent command (pod, watch): --agent, else $EBPF_AGENT, else (when a
+    /// kubeconfig exists) the agent pod on the right node via kubectl port-forward, else 127.0.0.1:50051.
+    /// <paramref name="targetPod"/> picks the node for pod-scoped commands.
     /// </summary>
     public static async Task<AgentConnection> OpenAsync(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment,
         (string Namespace, string Pod)? targetPod, CancellationToken cancellationToken)
     {
-        string? token = null;
-        if (parse.GetValue(options.TokenFile) is { } tokenFile)
-        {
-            try { token = File.ReadAllText(tokenFile.FullName).Trim(); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new CliUsageException($"cannot read --token-file {tokenFile.FullName}: {e.Message}");
-            }
-        }
-        var caFile = parse.GetValue(options.CaFile);
-        if (caFile is not null && !caFile.Exists) throw new CliUsageException($"--ca-file {caFile.FullName} does not exist");
+        var settings = AgentClientSettings.Read(parse, options);
+        var plan = await PlanAsync(parse, options, environment, targetPod, clusterWide: false, cancellationToken).ConfigureAwait(false);
+        return await ConnectAsync(plan.Endpoints[0], settings, cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// The agents a command asks. --agent, else $EBPF_AGENT: one address, or (for a <paramref name="clusterWide"/>
+    /// command) a comma-separated list. Else, with a kubeconfig: the agent on --node or on the target pod's node,
+    /// and for a cluster-wide command without either, every running agent (one per node). Else 127.0.0.1:50051.
+    /// </summary>
+    public static async Task<AgentPlan> PlanAsync(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment,
+        (string Namespace, string Pod)? targetPod, bool clusterWide, CancellationToken cancellationToken)
+    {
         string? text = parse.GetValue(options.Agent);
         if (string.IsNullOrWhiteSpace(text)) text = environment.Variable(AgentConnectionOptions.AgentEnvironmentVariable);
-        PortForward? portForward = null;
-        string display;
-        Uri address;
         if (!string.IsNullOrWhiteSpace(text))
         {
-            if (!TryParseAddress(text, out address))
-                throw new CliUsageException($"agent address '{text}' is not host:port or http(s)://host:port");
-            display = text.Trim();
+            var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
+            if (parts.Count > 1 && !clusterWide)
+                throw new CliUsageException($"agent address '{text.Trim()}' is a list: this command talks to one agent, give one address");
+            var endpoints = new List<AgentEndpoint>();
+            foreach (var part in parts.Count == 1 ? [text.Trim()] : parts)
+            {
+                if (!TryParseAddress(part, out var address))
+                    throw new CliUsageException($"agent address '{part}' is not host:port or http(s)://host:port");
+                endpoints.Add(new AgentEndpoint(part, address, null));
+            }
+            if (endpoints.Count == 0)
+                throw new CliUsageException($"agent address '{text.Trim()}' is not host:port or http(s)://host:port");
+            return new AgentPlan(endpoints, []);
         }
-        else if (environment.KubeconfigPath(parse.GetValue(options.Kubeconfig)) is { } kubeconfig)
+        if (environment.KubeconfigPath(parse.GetValue(options.Kubeconfig)) is { } kubeconfig)
         {
-            var agent = await DiscoverAsync(kubeconfig, parse.GetValue(options.Context), parse.GetValue(options.Node), targetPod, cancellationToken).ConfigureAwait(false);
-            portForward = await PortForward.StartAsync(agent, kubeconfig, parse.GetValue(options.Context), TimeSpan.FromSeconds(20),
-                cancellationToken, environment.Kubectl).ConfigureAwait(false);
+            string? context = parse.GetValue(options.Context), node = parse.GetValue(options.Node);
+            if (clusterWide && node is null && targetPod is null)
+            {
+                var targets = await DiscoverAllAsync(kubeconfig, context, cancellationToken).ConfigureAwait(false);
+                return new AgentPlan(targets.Running.Select(p => AgentEndpoint.ForPod(p, kubeconfig, context, environment.Kubectl)).ToList(), targets.NotRunning);
+            }
+            var agent = await DiscoverAsync(kubeconfig, context, node, targetPod, cancellationToken).ConfigureAwait(false);
+            return new AgentPlan([AgentEndpoint.ForPod(agent, kubeconfig, context, environment.Kubectl)], []);
+        }
+        TryParseAddress(AgentConnectionOptions.DefaultAddress, out var fallback);
+        return new AgentPlan([new AgentEndpoint(AgentConnectionOptions.DefaultAddress, fallback, null)], []);
+    }
+
+    /// <summary>Opens a client to <paramref name="endpoint"/>, starting its kubectl port-forward first for an agent pod.</summary>
+    public static async Task<AgentConnection> ConnectAsync(AgentEndpoint endpoint, AgentClientSettings settings, CancellationToken cancellationToken)
+    {
+        PortForward? portForward = null;
+        Uri address;
+        string display;
+        if (endpoint.Pod is { } agent)
+        {
+            portForward = await PortForward.StartAsync(agent, endpoint.Kubeconfig, endpoint.Context, TimeSpan.FromSeconds(20),
+                cancellationToken, endpoint.Kubectl).ConfigureAwait(false);
             address = new Uri($"http://127.0.0.1:{portForward.LocalPort}");
             display = $"pod {agent.Namespace}/{agent.Name} on node {agent.Node} (via kubectl port-forward 127.0.0.1:{portForward.LocalPort})";
         }
         else
         {
-            TryParseAddress(AgentConnectionOptions.DefaultAddress, out address);
-            display = AgentConnectionOptions.DefaultAddress;
+            address = endpoint.Address!;
+            display = endpoint.Name;
         }
-
         var client = new ExecTraceClient(new GrpcClientOptions
         {
             Address = address,
-            BearerToken = token,
-            CertificateAuthorityPath = caFile?.FullName,
-            InsecureSkipVerify = parse.GetValue(options.InsecureSkipTlsVerify),
+            BearerToken = settings.Token,
+            CertificateAuthorityPath = settings.CertificateAuthorityPath,
+            InsecureSkipVerify = settings.InsecureSkipVerify,
         });
-        return new AgentConnection(client, display, portForward);
+        return new AgentConnection(client, display, portForward, endpoint.Pod?.Node);
+    }
+
+    /// <summary>Every agent of the cluster (see <see cref="AgentDiscovery.FindAgentsAsync"/>).</summary>
+    public static async Task<AgentTargets> DiscoverAllAsync(string kubeconfig, string? context, CancellationToken cancellationToken)
+    {
+        KubeClientConfig config;
+        try { config = KubeClientConfig.FromKubeconfig(kubeconfig, context); }
+        catch (KubeConfigException e) { throw new AgentDiscoveryException($"{e.Message} (or pass --agent)", e); }
+        using var kube = new KubeApiClient(config, new KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(15) });
+        return await new AgentDiscovery(kube).FindAgentsAsync(null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The node of the agent: known for a discovered pod, else asked once (GetStatus) of an agent reached by address.
+    /// </summary>
+    public async Task<string> NodeAsync(GrpcCallOptions call)
+    {
+        _node ??= (await Client.GetStatusAsync(new GetStatusRequest(), call).ConfigureAwait(false)).Node;
+        return _node;
     }
 
     /// <summary>The agent pod for a command: on the target pod's node, on --node, or the cluster's only agent.</summary>

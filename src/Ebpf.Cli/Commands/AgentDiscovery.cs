@@ -12,6 +12,9 @@ public sealed record AgentPod(string Namespace, string Name, string Node);
 /// <summary>Why the agent could not be found in the cluster; the message is shown as is.</summary>
 public sealed class AgentDiscoveryException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>The agents a cluster-wide command asks (one per node), and the nodes whose agent pod is not running.</summary>
+public sealed record AgentTargets(IReadOnlyList<AgentPod> Running, IReadOnlyList<AgentPod> NotRunning);
+
 /// <summary>
 /// Finds the ebpf-agent that holds the data about a pod: the agent is a DaemonSet and each agent only sees its own
 /// node, so the node of the target pod (or --node) picks the agent pod.
@@ -40,6 +43,48 @@ public sealed class AgentDiscovery(KubeApiClient kube)
     /// </summary>
     public async Task<AgentPod> FindAgentAsync(string? node, CancellationToken cancellationToken)
     {
+        var running = await RunningAgentsAsync(node, cancellationToken).ConfigureAwait(false);
+        if (running.Count > 1)
+        {
+            if (node is null)
+                throw new AgentDiscoveryException($"{running.Count} ebpf-agent pods (nodes: {string.Join(", ", running.Select(a => a.Node).Order(StringComparer.Ordinal))}): each agent knows only its node; pick one with --node, or give --pod");
+            // A rolling update can briefly run two; any of them serves the node's store.
+        }
+        return running.OrderBy(a => a.Name, StringComparer.Ordinal).First();
+    }
+
+    /// <summary>
+    /// Every agent a cluster-wide command must ask: one running agent pod per node, ordered by node. Nodes whose
+    /// agent pods exist but none runs are returned in <see cref="AgentTargets.NotRunning"/>, since their data is
+    /// missing from the answer. With <paramref name="node"/>, just that node's agent (as <see cref="FindAgentAsync"/>).
+    /// </summary>
+    public async Task<AgentTargets> FindAgentsAsync(string? node, CancellationToken cancellationToken)
+    {
+        if (node is not null)
+            return new AgentTargets([await FindAgentAsync(node, cancellationToken).ConfigureAwait(false)], []);
+        var agents = await ListAgentsAsync(null, cancellationToken).ConfigureAwait(false);
+        EnsureRunning(agents, null);
+        // A rolling update can briefly run two on one node; both serve the node's store, so ask one (the first by name).
+        var running = agents.Where(a => a.Running).Select(a => a.Pod)
+            .GroupBy(a => a.Node, StringComparer.Ordinal)
+            .Select(g => g.OrderBy(a => a.Name, StringComparer.Ordinal).First())
+            .OrderBy(a => a.Node, StringComparer.Ordinal).ThenBy(a => a.Name, StringComparer.Ordinal)
+            .ToList();
+        var covered = running.Select(a => a.Node).ToHashSet(StringComparer.Ordinal);
+        var notRunning = agents.Where(a => !a.Running && !covered.Contains(a.Pod.Node))
+            .Select(a => a.Pod).OrderBy(a => a.Node, StringComparer.Ordinal).ThenBy(a => a.Name, StringComparer.Ordinal).ToList();
+        return new AgentTargets(running, notRunning);
+    }
+
+    private async Task<List<AgentPod>> RunningAgentsAsync(string? node, CancellationToken cancellationToken)
+    {
+        var agents = await ListAgentsAsync(node, cancellationToken).ConfigureAwait(false);
+        EnsureRunning(agents, node);
+        return agents.Where(a => a.Running).Select(a => a.Pod).ToList();
+    }
+
+    private async Task<List<(AgentPod Pod, bool Running)>> ListAgentsAsync(string? node, CancellationToken cancellationToken)
+    {
         var page = await Call(() => kube.ListPodsAsync(AgentNamespace, AgentLabelSelector,
             node is null ? null : "spec.nodeName=" + node, 500, null, cancellationToken)).ConfigureAwait(false);
         var agents = new List<(AgentPod Pod, bool Running)>();
@@ -50,19 +95,16 @@ public sealed class AgentDiscovery(KubeApiClient kube)
             if (name.Length == 0) continue;
             agents.Add((new AgentPod(AgentNamespace, name, nodeName), Text(item, "status", "phase") == "Running"));
         }
+        return agents;
+    }
+
+    private static void EnsureRunning(List<(AgentPod Pod, bool Running)> agents, string? node)
+    {
         string where = node is null ? "in the cluster" : $"on node {node}";
         if (agents.Count == 0)
             throw new AgentDiscoveryException($"no ebpf-agent pod {where} (namespace {AgentNamespace}, label {AgentLabelSelector}). Is the DaemonSet deployed there?");
-        var running = agents.Where(a => a.Running).Select(a => a.Pod).ToList();
-        if (running.Count == 0)
+        if (!agents.Any(a => a.Running))
             throw new AgentDiscoveryException($"the ebpf-agent pod {where} ({string.Join(", ", agents.Select(a => a.Pod.Name))}) is not running");
-        if (running.Count > 1)
-        {
-            if (node is null)
-                throw new AgentDiscoveryException($"{running.Count} ebpf-agent pods (nodes: {string.Join(", ", running.Select(a => a.Node).Order(StringComparer.Ordinal))}): each agent knows only its node; pick one with --node, or give --pod");
-            // A rolling update can briefly run two; any of them serves the node's store.
-        }
-        return running.OrderBy(a => a.Name, StringComparer.Ordinal).First();
     }
 
     private async Task<T> Call<T>(Func<Task<T>> call)

@@ -22,6 +22,12 @@ public static class AgentExit
 
     /// <summary>The agent could not be reached (or found in the cluster), or did not answer in time.</summary>
     public const int Unreachable = 3;
+
+    /// <summary>
+    /// Several agents were asked and some could not be (each named in a warning on stderr): what was printed comes
+    /// from the others only, so it may be incomplete.
+    /// </summary>
+    public const int Partial = 4;
 }
 
 /// <summary>
@@ -49,7 +55,7 @@ public static class TraceCommands
         var command = new Command("sessions", "List exec/attach/port-forward sessions: who, where, what command, how sure the attribution is");
         foreach (var o in new Option[] { user, ns, pod, since, until, limit }) command.Options.Add(o);
         options.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, options, environment, ct, async (ctx, connection) =>
+        command.SetAction((parse, ct) => RunOnAgentsAsync(parse, options, environment, ct, async (ctx, agents) =>
         {
             var now = environment.Time.GetUtcNow();
             var request = new ListSessionsRequest
@@ -61,9 +67,22 @@ public static class TraceCommands
                 Until = Point(parse.GetValue(until), "--until", now),
                 Limit = parse.GetValue(limit),
             };
-            var response = await connection.Client.ListSessionsAsync(request, ctx.Call).ConfigureAwait(false);
-            ctx.WriteList(response.Sessions, console => Views.Sessions(console, response.Sessions, ctx.Format == OutputFormat.Wide));
-            return AgentExit.Ok;
+            var answers = await agents.AskAsync(async connection =>
+            {
+                var response = await connection.Client.ListSessionsAsync(request, ctx.Call).ConfigureAwait(false);
+                if (agents.Several) await TagNodeAsync(response.Sessions, connection, ctx.Call).ConfigureAwait(false);
+                return response.Sessions;
+            }, ctx.Cancellation).ConfigureAwait(false);
+            if (agents.Failed(answers, ctx.Error, out int failed)) return failed;
+            var sessions = answers.Where(a => a.Answered).SelectMany(a => a.Value!).ToList();
+            if (agents.Several)
+            {
+                // Each agent already applied the limit to its own newest; the cluster's newest are the top of the merge.
+                sessions = sessions.OrderByDescending(s => RecordText.StartOf(s)?.ToDateTimeOffset() ?? DateTimeOffset.MinValue)
+                    .Take(request.Limit == 0 ? DefaultLimit : (int)Math.Min(request.Limit, int.MaxValue)).ToList();
+            }
+            ctx.WriteList(sessions, console => Views.Sessions(console, sessions, ctx.Format == OutputFormat.Wide, nodeColumn: agents.Several));
+            return agents.Conclude(answers, ctx.Error);
         }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (DiscoveryNamespace(parse, ns, options, environment), p) : null));
         return command;
     }
@@ -75,21 +94,40 @@ public static class TraceCommands
         var command = new Command("show", "Show one session: who ran it, from where, and the tree of processes with their connections and files");
         command.Arguments.Add(id);
         options.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, options, environment, ct, async (ctx, connection) =>
+        command.SetAction((parse, ct) => RunOnAgentsAsync(parse, options, environment, ct, async (ctx, agents) =>
         {
             string value = parse.GetValue(id)!;
-            SessionDetail detail;
-            try
+            var answers = await agents.AskAsync(async connection =>
             {
-                detail = await connection.Client.GetSessionAsync(new GetSessionRequest { Id = value }, ctx.Call).ConfigureAwait(false);
-            }
-            catch (GrpcStatusException e) when (e.StatusCode == StatusCode.NotFound)
+                try
+                {
+                    var detail = await connection.Client.GetSessionAsync(new GetSessionRequest { Id = value }, ctx.Call).ConfigureAwait(false);
+                    if (agents.Several) await TagNodeAsync([detail.Session], connection, ctx.Call).ConfigureAwait(false);
+                    return detail;
+                }
+                catch (GrpcStatusException e) when (e.StatusCode == StatusCode.NotFound)
+                {
+                    return null;
+                }
+            }, ctx.Cancellation).ConfigureAwait(false);
+            if (agents.Failed(answers, ctx.Error, out int failed)) return failed;
+            var found = answers.Where(a => a.Value is not null).ToList();
+            if (found.Count == 0)
             {
                 ctx.Error.WriteLine($"error: session '{value}' not found");
-                return AgentExit.NotFound;
+                return agents.Conclude(answers, ctx.Error, AgentExit.NotFound);
             }
-            ctx.Write(detail, console => Views.Session(console, detail));
-            return AgentExit.Ok;
+            // A prefix unique on each node can still match different sessions on different nodes.
+            var ids = found.Select(a => a.Value!.Session).DistinctBy(s => s.Id, StringComparer.Ordinal).ToList();
+            if (ids.Count > 1)
+            {
+                ctx.Error.WriteLine($"error: '{value}' matches {ids.Count} sessions on different nodes: "
+                    + string.Join(", ", ids.Select(s => $"{s.Id} (node {s.Workload?.Node})")) + "; give more of the id");
+                return agents.Conclude(answers, ctx.Error, AgentExit.NotFound);
+            }
+            var session = found[0].Value!;
+            ctx.Write(session, console => Views.Session(console, session));
+            return agents.Conclude(answers, ctx.Error);
         }));
         return command;
     }
@@ -195,16 +233,32 @@ public static class TraceCommands
         var command = new Command("findings", "List findings: suspicious things sessions did (downloads, writes to binaries, secrets read, ...)");
         foreach (var o in new Option[] { ns, pod, kind, since, limit }) command.Options.Add(o);
         options.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, options, environment, ct, async (ctx, connection) =>
+        command.SetAction((parse, ct) => RunOnAgentsAsync(parse, options, environment, ct, async (ctx, agents) =>
         {
             var request = new ListFindingsRequest
             {
                 Namespace = parse.GetValue(ns) ?? "", Pod = parse.GetValue(pod) ?? "", Kind = parse.GetValue(kind) ?? "",
                 Since = Point(parse.GetValue(since), "--since", environment.Time.GetUtcNow()), Limit = parse.GetValue(limit),
             };
-            var response = await connection.Client.ListFindingsAsync(request, ctx.Call).ConfigureAwait(false);
-            ctx.WriteList(response.Findings, console => Views.Findings(console, response.Findings));
-            return AgentExit.Ok;
+            var answers = await agents.AskAsync(async connection =>
+            {
+                var response = await connection.Client.ListFindingsAsync(request, ctx.Call).ConfigureAwait(false);
+                if (agents.Several)
+                {
+                    string node = await connection.NodeAsync(ctx.Call).ConfigureAwait(false);
+                    foreach (var finding in response.Findings.Where(f => f.Node.Length == 0)) finding.Node = node;
+                }
+                return response.Findings;
+            }, ctx.Cancellation).ConfigureAwait(false);
+            if (agents.Failed(answers, ctx.Error, out int failed)) return failed;
+            var findings = answers.Where(a => a.Answered).SelectMany(a => a.Value!).ToList();
+            if (agents.Several)
+            {
+                findings = findings.OrderByDescending(f => f.Time?.ToDateTimeOffset() ?? DateTimeOffset.MinValue)
+                    .Take(request.Limit == 0 ? DefaultLimit : (int)Math.Min(request.Limit, int.MaxValue)).ToList();
+            }
+            ctx.WriteList(findings, console => Views.Findings(console, findings, nodeColumn: agents.Several));
+            return agents.Conclude(answers, ctx.Error);
         }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (DiscoveryNamespace(parse, ns, options, environment), p) : null));
         return command;
     }
@@ -214,11 +268,27 @@ public static class TraceCommands
         var options = new AgentConnectionOptions();
         var command = new Command("status", "Agent health: version, node, attached probes, pod watch, ring buffer fill, store size, counters");
         options.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, options, environment, ct, async (ctx, connection) =>
+        command.SetAction((parse, ct) => RunOnAgentsAsync(parse, options, environment, ct, async (ctx, agents) =>
         {
-            var status = await connection.Client.GetStatusAsync(new GetStatusRequest(), ctx.Call).ConfigureAwait(false);
-            ctx.Write(status, console => Views.Status(console, status));
-            return AgentExit.Ok;
+            var answers = await agents.AskAsync(connection => connection.Client.GetStatusAsync(new GetStatusRequest(), ctx.Call), ctx.Cancellation).ConfigureAwait(false);
+            if (agents.Failed(answers, ctx.Error, out int failed)) return failed;
+            var statuses = answers.Where(a => a.Answered).Select(a => a.Value!).ToList();
+            if (agents.Several)
+            {
+                ctx.WriteList(statuses, console =>
+                {
+                    for (int i = 0; i < statuses.Count; i++)
+                    {
+                        if (i > 0) console.WriteLine();
+                        Views.Status(console, statuses[i]);
+                    }
+                });
+            }
+            else
+            {
+                ctx.Write(statuses[0], console => Views.Status(console, statuses[0]));
+            }
+            return agents.Conclude(answers, ctx.Error);
         }));
         return command;
     }
@@ -272,6 +342,58 @@ public static class TraceCommands
         }
     }
 
+    /// <summary>The agent's own limit when a request says 0; a merged answer is cut to the same.</summary>
+    private const int DefaultLimit = 100;
+
+    /// <summary>Fills the node of sessions that lack it (an audit-only session has no workload) with the answering agent's.</summary>
+    private static async Task TagNodeAsync(IEnumerable<Session> sessions, AgentConnection connection, GrpcCallOptions call)
+    {
+        foreach (var session in sessions)
+        {
+            if (session.Workload is { Node.Length: > 0 }) continue;
+            session.Workload ??= new Workload();
+            session.Workload.Node = await connection.NodeAsync(call).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Runs a command that can ask every agent (sessions, findings, show, status): the agents come from
+    /// <see cref="AgentConnection.PlanAsync"/> (one, unless an address list or a cluster without --node/--pod).
+    /// </summary>
+    private static async Task<int> RunOnAgentsAsync(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment, CancellationToken cancellation,
+        Func<CommandContext, AgentFanOut, Task<int>> body, Func<ParseResult, (string, string)?>? targetPod = null)
+    {
+        var error = parse.InvocationConfiguration.Error;
+        OutputFormats.TryParse(parse.GetValue(options.Output), out var format);
+        string timeoutText = parse.GetValue(options.Timeout)!;
+        if (!TimeArgument.TryParseDuration(timeoutText, out var timeout) || timeout <= TimeSpan.Zero)
+        {
+            error.WriteLine($"error: --timeout '{timeoutText}' is not a duration like 10s or 1m");
+            return AgentExit.Usage;
+        }
+        try
+        {
+            var settings = AgentClientSettings.Read(parse, options);
+            var plan = await AgentConnection.PlanAsync(parse, options, environment, targetPod?.Invoke(parse), clusterWide: true, cancellation).ConfigureAwait(false);
+            var ctx = new CommandContext(parse, format, new GrpcCallOptions(timeout, cancellation), cancellation);
+            return await body(ctx, new AgentFanOut(plan, settings, timeoutText)).ConfigureAwait(false);
+        }
+        catch (CliUsageException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return AgentExit.Usage;
+        }
+        catch (Exception e) when (AgentFailure.From(e, null, timeoutText) is { } failure)
+        {
+            error.WriteLine($"error: {failure.Message}");
+            return failure.ExitCode;
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            return AgentExit.Ok;
+        }
+    }
+
     private static async Task<int> RunAsync(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment, CancellationToken cancellation,
         Func<CommandContext, AgentConnection, Task<int>> body, Func<ParseResult, (string, string)?>? targetPod = null, bool timeoutApplies = true)
     {
@@ -294,30 +416,10 @@ public static class TraceCommands
             error.WriteLine($"error: {e.Message}");
             return AgentExit.Usage;
         }
-        catch (AgentDiscoveryException e)
+        catch (Exception e) when (AgentFailure.From(e, connection?.Address, parse.GetValue(options.Timeout)!) is { } failure)
         {
-            error.WriteLine($"error: cannot find the agent: {e.Message}. Pass --agent or set ${AgentConnectionOptions.AgentEnvironmentVariable} to skip discovery.");
-            return AgentExit.Unreachable;
-        }
-        catch (GrpcStatusException e) when (e.StatusCode == StatusCode.Unavailable)
-        {
-            error.WriteLine($"error: cannot reach the agent at {connection?.Address}: {Reason(e)}. Is ebpf-agent running? (--agent, ${AgentConnectionOptions.AgentEnvironmentVariable})");
-            return AgentExit.Unreachable;
-        }
-        catch (GrpcStatusException e) when (e.StatusCode == StatusCode.DeadlineExceeded)
-        {
-            error.WriteLine($"error: the agent at {connection?.Address} did not answer within {parse.GetValue(options.Timeout)} (--timeout)");
-            return AgentExit.Unreachable;
-        }
-        catch (GrpcStatusException e) when (e.StatusCode is StatusCode.Unauthenticated or StatusCode.PermissionDenied)
-        {
-            error.WriteLine($"error: the agent at {connection?.Address} refused the request: {e.Detail} (--token-file)");
-            return AgentExit.Unreachable;
-        }
-        catch (GrpcStatusException e)
-        {
-            error.WriteLine($"error: {e.Detail}");
-            return AgentExit.NotFound;
+            error.WriteLine($"error: {failure.Message}");
+            return failure.ExitCode;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
@@ -327,13 +429,5 @@ public static class TraceCommands
         {
             if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
         }
-    }
-
-    /// <summary>The innermost socket or HTTP message ("Connection refused (127.0.0.1:1)"), not the gRPC wrapping.</summary>
-    private static string Reason(GrpcStatusException e)
-    {
-        Exception inner = e;
-        while (inner.InnerException is not null) inner = inner.InnerException;
-        return inner == e ? e.Detail : inner.Message;
     }
 }

@@ -9,7 +9,8 @@ namespace Ebpf.Cli.Output;
 /// <summary>How each answer of the agent reads in a terminal. Pure rendering: no I/O but the console.</summary>
 public static class Views
 {
-    public static void Sessions(IAnsiConsole console, IReadOnlyList<Session> sessions, bool wide)
+    /// <param name="nodeColumn">Answers merged from several agents: name each row's node (wide always does).</param>
+    public static void Sessions(IAnsiConsole console, IReadOnlyList<Session> sessions, bool wide, bool nodeColumn = false)
     {
         if (sessions.Count == 0)
         {
@@ -20,6 +21,8 @@ public static class Views
         table.AddColumns("SESSION", "KIND", "CONFIDENCE", "USER", "NAMESPACE/POD", "CONTAINER", "COMMAND", "STARTED");
         if (wide)
             table.AddColumns("SOURCE IP", "PROCS", "CONNS", "FILES", "NODE");
+        else if (nodeColumn)
+            table.AddColumn("NODE");
         foreach (var s in sessions)
         {
             var row = new List<string>
@@ -31,6 +34,8 @@ public static class Views
             if (wide)
                 row.AddRange([string.Join(",", s.SourceIps), s.ProcessCount.ToString(CultureInfo.InvariantCulture),
                     s.ConnectCount.ToString(CultureInfo.InvariantCulture), s.FileCount.ToString(CultureInfo.InvariantCulture), s.Workload?.Node ?? ""]);
+            else if (nodeColumn)
+                row.Add(s.Workload?.Node ?? "");
             table.AddRow(row.Select(Markup.Escape).ToArray());
         }
         console.Write(table);
@@ -110,7 +115,8 @@ public static class Views
         }
     }
 
-    public static void Findings(IAnsiConsole console, IReadOnlyList<Finding> findings)
+    /// <param name="nodeColumn">Answers merged from several agents: name each row's node.</param>
+    public static void Findings(IAnsiConsole console, IReadOnlyList<Finding> findings, bool nodeColumn = false)
     {
         if (findings.Count == 0)
         {
@@ -119,12 +125,14 @@ public static class Views
         }
         var table = new Table().Border(TableBorder.Simple);
         table.AddColumns("TIME", "SEVERITY", "KIND", "NAMESPACE/POD", "USER", "SUMMARY");
+        if (nodeColumn)
+            table.AddColumn("NODE");
         foreach (var f in findings)
         {
-            table.AddRow(new[]
-            {
-                TimeText(f.Time), SeverityText(f.Severity), f.Kind, PodText(f.Namespace, f.Pod, null), f.User, f.Summary,
-            }.Select(Markup.Escape).ToArray());
+            var row = new List<string> { TimeText(f.Time), SeverityText(f.Severity), f.Kind, PodText(f.Namespace, f.Pod, null), f.User, f.Summary };
+            if (nodeColumn)
+                row.Add(f.Node);
+            table.AddRow(row.Select(Markup.Escape).ToArray());
         }
         console.Write(table);
     }

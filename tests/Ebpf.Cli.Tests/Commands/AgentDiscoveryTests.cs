@@ -126,14 +126,73 @@ public sealed class AgentDiscoveryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Cli_KubeconfigFromEnvironment_DiscoveryErrorExit3()
+    public async Task Cli_WatchSeveralAgentsNoNode_DiscoveryErrorAsksForNodeExit3()
     {
         var error = new StringWriter();
 
-        int exit = await CliRoot.RunAsync(["status"], new StringWriter(), error, AgentFixture.Environment(kubeconfig: _kubeconfig));
+        // watch follows one agent's stream: it does not fan out, so a multi-node cluster still needs --node.
+        int exit = await CliRoot.RunAsync(["watch"], new StringWriter(), error, AgentFixture.Environment(kubeconfig: _kubeconfig));
 
         Assert.Equal(AgentExit.Unreachable, exit);
-        Assert.Contains("cannot find the agent: 2 ebpf-agent pods", error.ToString());
+        Assert.Contains("cannot find the agent: 2 ebpf-agent pods (nodes: node-a, node-b)", error.ToString());
+        Assert.Contains("--node", error.ToString());
+    }
+
+    [Fact]
+    public async Task FindAgentsAsync_SeveralAgentsNoNode_OneRunningAgentPerNodeAndTheNodesWithout()
+    {
+        // A rolling update on node-a: the old pod still runs next to the new one.
+        _server.AddPod(KubePodTemplate.CreateAgent("node-a", "ebpf-agent-a2222"));
+        using var kube = new KubeApiClient(KubeClientConfig.FromKubeconfig(_kubeconfig));
+
+        var targets = await new AgentDiscovery(kube).FindAgentsAsync(null, CancellationToken.None);
+
+        Assert.Equal([new AgentPod("ebpf-system", "ebpf-agent-a2222", "node-a"), new AgentPod("ebpf-system", "ebpf-agent-bbbbb", "node-b")], targets.Running);
+        Assert.Equal([new AgentPod("ebpf-system", "ebpf-agent-ccccc", "node-c")], targets.NotRunning);
+
+        var one = await new AgentDiscovery(kube).FindAgentsAsync("node-b", CancellationToken.None);
+        Assert.Equal(["ebpf-agent-bbbbb"], one.Running.Select(a => a.Name));
+        Assert.Empty(one.NotRunning);
+    }
+
+    [Fact]
+    public async Task FindAgentsAsync_NoRunningAgent_SaysWhy()
+    {
+        _server.DeletePod("ebpf-system", "ebpf-agent-aaaaa");
+        _server.DeletePod("ebpf-system", "ebpf-agent-bbbbb");
+        using var kube = new KubeApiClient(KubeClientConfig.FromKubeconfig(_kubeconfig));
+
+        var e = await Assert.ThrowsAsync<AgentDiscoveryException>(() => new AgentDiscovery(kube).FindAgentsAsync(null, CancellationToken.None));
+
+        Assert.Contains("the ebpf-agent pod in the cluster (ebpf-agent-ccccc) is not running", e.Message);
+    }
+
+    [Theory]
+    [InlineData("sessions")]
+    [InlineData("findings")]
+    [InlineData("show", "7f3a9c02")]
+    [InlineData("status")]
+    public async Task Cli_ClusterWideCommandSeveralAgents_AsksEveryRunningAgentNamingEachNode(params string[] args)
+    {
+        // Every running agent is dialled (one port-forward each); here kubectl cannot be started, so each fails
+        // with a reason naming its node, and the pending agent's node is reported as missing.
+        var error = new StringWriter();
+        var environment = new CliEnvironment
+        {
+            Variable = name => name == "KUBECONFIG" ? _kubeconfig : null,
+            HomeDirectory = "/nonexistent-home",
+            Kubectl = Path.Combine(_directory, "no-kubectl"),
+        };
+
+        int exit = await CliRoot.RunAsync(args, new StringWriter(), error, environment);
+
+        Assert.Equal(AgentExit.Unreachable, exit);
+        var lines = error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("error: node node-a: cannot find the agent: cannot run '", lines[0]);
+        Assert.Contains("to reach agent pod ebpf-agent-aaaaa on node node-a", lines[0]);
+        Assert.StartsWith("error: node node-b: cannot find the agent: cannot run '", lines[1]);
+        Assert.Equal("warning: node node-c: the ebpf-agent pod ebpf-agent-ccccc is not running; that node's data is missing", lines[2]);
     }
 
     [Fact]

@@ -32,7 +32,19 @@ internal sealed class FixedTime(DateTimeOffset now) : TimeProvider
 public sealed class AgentFixture : IAsyncLifetime
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("exectrace-cli-test-").FullName;
+    private readonly string _node;
+    private readonly Func<IReadOnlyList<Record>> _records;
     private WebApplication? _app;
+
+    /// <summary>node-a's agent with <see cref="Seed"/>.</summary>
+    public AgentFixture() : this("node-a", Seed.Records) { }
+
+    /// <summary>The agent of <paramref name="node"/>, its store holding <paramref name="records"/>.</summary>
+    internal AgentFixture(string node, Func<IReadOnlyList<Record>> records)
+    {
+        _node = node;
+        _records = records;
+    }
 
     public EventStore Store { get; private set; } = null!;
     public RecordHub Hub { get; } = new();
@@ -52,8 +64,8 @@ public sealed class AgentFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Store = EventStore.Open(new EventStoreOptions { DataDirectory = _directory, RetentionInterval = TimeSpan.Zero, MaxBatchDelay = TimeSpan.FromMilliseconds(1) });
-        await Store.AppendAsync(Seed.Records());
-        var status = new AgentStatusSource("node-a", new FixedTime(Seed.T0))
+        await Store.AppendAsync(_records());
+        var status = new AgentStatusSource(_node, new FixedTime(Seed.T0))
         {
             Probes = () => ["tp/sched/sched_process_exec", "tp/sched/sched_process_fork"],
             PodWatchState = () => "synced",
