@@ -327,6 +327,18 @@ public sealed class FanOutTests(TwoAgentsFixture agents) : IClassFixture<TwoAgen
     }
 
     [Fact]
+    public async Task Help_DocumentsTheListAndThePartialExitCode()
+    {
+        var output = new StringWriter();
+        Assert.Equal(0, await CliRoot.RunAsync(["--help"], output, new StringWriter(), AgentFixture.Environment()));
+        Assert.Contains("4 partial", output.ToString());
+
+        var sessionsHelp = new StringWriter();
+        Assert.Equal(0, await CliRoot.RunAsync(["sessions", "--help"], sessionsHelp, new StringWriter(), AgentFixture.Environment()));
+        Assert.Contains("comma-separated list", sessionsHelp.ToString());
+    }
+
+    [Fact]
     public async Task Sessions_AgentListWithBadAddress_UsageErrorNamingIt()
     {
         var (exit, _, error) = await RunAsync("sessions", "--agent", $"{agents.NodeA.Address},ftp://x:1");
