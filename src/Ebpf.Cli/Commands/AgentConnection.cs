@@ -231,10 +231,7 @@ public sealed class AgentConnection : IAsyncDisposable
     /// <summary>Every agent of the cluster (see <see cref="AgentDiscovery.FindAgentsAsync"/>).</summary>
     public static async Task<AgentTargets> DiscoverAllAsync(string kubeconfig, string? context, CancellationToken cancellationToken)
     {
-        KubeClientConfig config;
-        try { config = KubeClientConfig.FromKubeconfig(kubeconfig, context); }
-        catch (KubeConfigException e) { throw new AgentDiscoveryException($"{e.Message} (or pass --agent)", e); }
-        using var kube = new KubeApiClient(config, new KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(15) });
+        using var kube = OpenKube(kubeconfig, context);
         return await new AgentDiscovery(kube).FindAgentsAsync(null, cancellationToken).ConfigureAwait(false);
     }
 
@@ -251,14 +248,19 @@ public sealed class AgentConnection : IAsyncDisposable
     public static async Task<AgentPod> DiscoverAsync(string kubeconfig, string? context, string? node, (string Namespace, string Pod)? targetPod,
         CancellationToken cancellationToken)
     {
-        KubeClientConfig config;
-        try { config = KubeClientConfig.FromKubeconfig(kubeconfig, context); }
-        catch (KubeConfigException e) { throw new AgentDiscoveryException($"{e.Message} (or pass --agent)", e); }
-        using var kube = new KubeApiClient(config, new KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(15) });
+        using var kube = OpenKube(kubeconfig, context);
         var discovery = new AgentDiscovery(kube);
         if (node is null && targetPod is { } target)
             node = await discovery.NodeOfPodAsync(target.Namespace, target.Pod, cancellationToken).ConfigureAwait(false);
         return await discovery.FindAgentAsync(node, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static KubeApiClient OpenKube(string kubeconfig, string? context)
+    {
+        KubeClientConfig config;
+        try { config = KubeClientConfig.FromKubeconfig(kubeconfig, context); }
+        catch (KubeConfigException e) { throw new AgentDiscoveryException($"{e.Message} (or pass --agent)", e); }
+        return new KubeApiClient(config, new KubeApiClientOptions { RequestTimeout = TimeSpan.FromSeconds(15) });
     }
 
     /// <summary>The namespace of the kubeconfig's context, for `pod` without -n; null without a kubeconfig or namespace.</summary>
