@@ -31,8 +31,9 @@ public static class AgentExit
 }
 
 /// <summary>
-/// The commands that ask the agent: sessions, show, pod, watch, findings, status. Each opens one connection
-/// (<see cref="AgentConnection"/>), makes its calls and renders with <see cref="Views"/> or <see cref="Serialized"/>.
+/// The commands that ask the agent: sessions, show, pod, watch, findings, status. pod and watch open one connection
+/// (<see cref="AgentConnection"/>); sessions, show, findings and status ask one agent or, on a multi-node cluster,
+/// every agent (<see cref="AgentFanOut"/>) and merge. All render with <see cref="Views"/> or <see cref="Serialized"/>.
 /// </summary>
 public static class TraceCommands
 {
@@ -78,7 +79,7 @@ public static class TraceCommands
             if (agents.Several)
             {
                 // Each agent already applied the limit to its own newest; the cluster's newest are the top of the merge.
-                sessions = sessions.OrderByDescending(s => RecordText.StartOf(s)?.ToDateTimeOffset() ?? DateTimeOffset.MinValue)
+                sessions = sessions.OrderByDescending(s => SortKey(RecordText.StartOf(s)))
                     .Take(request.Limit == 0 ? DefaultLimit : (int)Math.Min(request.Limit, int.MaxValue)).ToList();
             }
             ctx.WriteList(sessions, console => Views.Sessions(console, sessions, ctx.Format == OutputFormat.Wide, nodeColumn: agents.Several));
@@ -254,7 +255,7 @@ public static class TraceCommands
             var findings = answers.Where(a => a.Answered).SelectMany(a => a.Value!).ToList();
             if (agents.Several)
             {
-                findings = findings.OrderByDescending(f => f.Time?.ToDateTimeOffset() ?? DateTimeOffset.MinValue)
+                findings = findings.OrderByDescending(f => SortKey(f.Time))
                     .Take(request.Limit == 0 ? DefaultLimit : (int)Math.Min(request.Limit, int.MaxValue)).ToList();
             }
             ctx.WriteList(findings, console => Views.Findings(console, findings, nodeColumn: agents.Several));
@@ -344,6 +345,9 @@ public static class TraceCommands
 
     /// <summary>The agent's own limit when a request says 0; a merged answer is cut to the same.</summary>
     private const int DefaultLimit = 100;
+
+    /// <summary>Newest-first order of merged rows; compared as (seconds, nanos) so an out-of-range time from an agent cannot throw.</summary>
+    private static (long Seconds, int Nanos) SortKey(Timestamp? time) => time is null ? (long.MinValue, 0) : (time.Seconds, time.Nanos);
 
     /// <summary>Fills the node of sessions that lack it (an audit-only session has no workload) with the answering agent's.</summary>
     private static async Task TagNodeAsync(IEnumerable<Session> sessions, AgentConnection connection, GrpcCallOptions call)
