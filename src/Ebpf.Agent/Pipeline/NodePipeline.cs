@@ -319,7 +319,7 @@ public sealed partial class NodePipeline : BackgroundService
                     break;
                 case FindingRaised raised:
                     _metrics.FindingRaised(raised.Finding);
-                    Publish(RecordMapper.FromFinding(raised.Finding));
+                    Publish(RecordMapper.FromFinding(raised.Finding, _node));
                     break;
                 case TokenUseAttributed token:
                     LogTokenUse(token.AuditId, token.User, token.Namespace ?? "", token.Pod ?? "");

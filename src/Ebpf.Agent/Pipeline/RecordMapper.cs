@@ -221,7 +221,7 @@ public static class RecordMapper
         return new Record { Time = Timestamp.FromDateTimeOffset(now), Attribution = update };
     }
 
-    public static Record FromFinding(CorrelationFinding f)
+    public static Record FromFinding(CorrelationFinding f, string node)
     {
         var finding = new Finding
         {
@@ -234,6 +234,7 @@ public static class RecordMapper
             Pod = f.Pod ?? "",
             User = f.User ?? "",
             SessionId = f.SessionId ?? "",
+            Node = node,
         };
         foreach (var (key, value) in f.Evidence)
             finding.Evidence[key] = value;

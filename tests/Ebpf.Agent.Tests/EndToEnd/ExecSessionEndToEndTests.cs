@@ -164,6 +164,7 @@ public sealed class ExecSessionEndToEndTests(ITestOutputHelper output)
             var finding = Assert.Single(findings.Findings, f => f.Kind == "unattributed-exec");
             Assert.Equal(unattributed.Id, finding.SessionId);
             Assert.Equal(Severity.High, finding.Severity);
+            Assert.Equal(scene.NodeName, finding.Node);
             Assert.DoesNotContain(findings.Findings, f => f.SessionId == probe.Id);
         });
     }
