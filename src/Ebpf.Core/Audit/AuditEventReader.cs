@@ -301,21 +301,17 @@ internal ref struct AuditEventReader
             return null;
         }
 
-        var parent = _path;
         var map = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         while (_reader.Read() && _reader.TokenType == JsonTokenType.PropertyName)
         {
             var key = ReadCommonName();
             _reader.Read();
-            _path = parent;
-            List<string>? values = ReadStringList();
-            if (!map.TryAdd(key, values!))
+            if (!map.TryAdd(key, ReadStringList()!))
             {
                 throw Error($"duplicate key '{Truncate(key)}'");
             }
         }
 
-        _path = parent;
         return map;
     }
 
