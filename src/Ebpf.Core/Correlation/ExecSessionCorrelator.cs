@@ -1041,19 +1041,28 @@ public sealed class ExecSessionCorrelator
         chosen.Root ??= c.Init ?? unclaimed[0];
         chosen.Workload ??= chosen.Root.Workload;
         chosen.NodeStart ??= chosen.Root.Start;
+        c.UnclaimedSince = null;
+        _unclaimedContainers.Remove(c);
+        AdoptUnclaimed(c, chosen, ref outputs);
+    }
+
+    /// <summary>
+    /// Joins a container's unclaimed processes to <paramref name="session"/> and reports it, releasing the sequences
+    /// held back while the processes had no session.
+    /// </summary>
+    private void AdoptUnclaimed(ContainerState c, SessionState session, ref List<CorrelationOutput>? outputs)
+    {
         var sequences = new List<ulong>();
-        foreach (var p in unclaimed)
+        foreach (var p in c.Unclaimed!)
         {
             // A runtime-started root in that container is an exec into it: the exec join owns it.
             if (p.Session is not null || p.Root is not null) continue;
-            Join(p, chosen);
+            Join(p, session);
             if (p.PendingSequences is { } seq) { sequences.AddRange(seq); p.PendingSequences = null; }
         }
         c.Unclaimed = null;
-        c.UnclaimedSince = null;
-        _unclaimedContainers.Remove(c);
-        Emit(ref outputs, new SessionChanged(Snapshot(chosen)));
-        Emit(ref outputs, new AttributionUpdated(chosen.Id, chosen.Confidence, KeysOf(chosen), sequences));
+        Emit(ref outputs, new SessionChanged(Snapshot(session)));
+        Emit(ref outputs, new AttributionUpdated(session.Id, session.Confidence, KeysOf(session), sequences));
     }
 
     private void ExpireUnclaimedContainers(DateTimeOffset now, ref List<CorrelationOutput>? outputs)
@@ -1082,17 +1091,8 @@ public sealed class ExecSessionCorrelator
             _sessions[s.Id] = s;
             EnsureSessionCapacity();
             c.Debug = s;
-            var sequences = new List<ulong>();
-            foreach (var p in unclaimed)
-            {
-                if (p.Session is not null || p.Root is not null) continue;
-                Join(p, s);
-                if (p.PendingSequences is { } seq) { sequences.AddRange(seq); p.PendingSequences = null; }
-            }
-            c.Unclaimed = null;
             s.Emitted = true;
-            Emit(ref outputs, new SessionChanged(Snapshot(s)));
-            Emit(ref outputs, new AttributionUpdated(s.Id, s.Confidence, KeysOf(s), sequences));
+            AdoptUnclaimed(c, s, ref outputs);
             RaiseFinding(ref outputs, new CorrelationFinding
             {
                 Id = FindingKinds.UnattributedEphemeralContainer + ":" + s.Id,
