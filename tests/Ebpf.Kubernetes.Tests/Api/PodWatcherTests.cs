@@ -98,6 +98,8 @@ public sealed class PodWatcherTests : IAsyncLifetime
         _server.DeletePod("shop", "late");
         await Wait.UntilAsync(() => !watcher.TryGetPod(uid, out _), "DELETED pod");
         Assert.False(watcher.TryGetContainer(id, out _, out _));
+        // PodChanged is raised after the cache is updated, so the test can see the removal before the event.
+        await Wait.UntilAsync(() => { lock (changed) return changed.Count >= 3; }, "PodChanged for the delete");
         lock (changed) Assert.Equal([uid, uid, uid], changed);
 
         // Changes on another node are filtered by the server; bookmarks still move our resourceVersion forward.
