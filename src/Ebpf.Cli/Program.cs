@@ -18,9 +18,9 @@ namespace Ebpf.Cli
 
             Asks the ebpf-agent (a DaemonSet: each agent records its own node) over gRPC. Without --agent or $EBPF_AGENT,
             the agent is found through your kubeconfig (the agent pod on the target pod's node, or --node) and reached
-            with `kubectl port-forward`. With neither --node nor a pod, sessions, findings, show and status ask every
-            agent of the cluster and merge the answers; so does a comma-separated --agent list. pod and watch talk to
-            one agent.
+            with `kubectl port-forward`. With neither --node nor a pod, sessions, findings, show, status and watch ask
+            every agent of the cluster and merge the answers (watch: as records arrive, each line naming its node); so
+            does a comma-separated --agent list. pod talks to the agent of the pod's node.
 
             Examples:
               kubectl exectrace sessions --since 1h

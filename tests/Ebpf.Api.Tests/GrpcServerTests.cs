@@ -288,6 +288,43 @@ public sealed class GrpcServerTests
     }
 
     [Fact]
+    public async Task Subscribe_ServerStopsMidStream_StreamEndsWithUnavailableAndStopDoesNotWaitForIt()
+    {
+        var server = await GrpcTestServer.StartAsync();
+        bool disposed = false;
+        try
+        {
+            using var client = server.CreateClient();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var received = new List<ulong>();
+            var subscription = Task.Run(async () =>
+            {
+                await foreach (var record in client.SubscribeAsync(new SubscribeRequest(), new GrpcCallOptions(CancellationToken: cts.Token)))
+                {
+                    lock (received) received.Add(record.Sequence);
+                }
+            });
+            await WaitUntil(() => server.Service.Hub.Subscribers == 1);
+            server.Service.Hub.Publish(TestExecTraceService.NodeExecRecord(1));
+            await WaitUntil(() => { lock (received) return received.Count == 1; });
+
+            // Without ending open streams, Kestrel's graceful stop would wait for this one until its shutdown timeout and
+            // then reset the connection: the client would see a transport error, not this status.
+            await server.DisposeAsync();
+            disposed = true;
+
+            var e = await Assert.ThrowsAsync<GrpcStatusException>(() => subscription.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+            Assert.Equal("The server is shutting down.", e.Detail);
+            Assert.Equal([1UL], received);
+        }
+        finally
+        {
+            if (!disposed) await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Subscribe_ClientCancelsMidStream_HandlerTokenFires()
     {
         await using var server = await GrpcTestServer.StartAsync();

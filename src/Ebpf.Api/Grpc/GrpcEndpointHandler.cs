@@ -16,12 +16,15 @@ internal sealed class GrpcEndpointHandler
     private readonly GrpcServerOptions _options;
     private readonly ILogger _logger;
     private readonly byte[]? _tokenHash;
+    private readonly CancellationToken _stopping;
 
-    public GrpcEndpointHandler(GrpcServerOptions options, ILogger logger)
+    /// <param name="stopping">The host's ApplicationStopping: ends open server streams so shutdown does not wait for them.</param>
+    public GrpcEndpointHandler(GrpcServerOptions options, ILogger logger, CancellationToken stopping = default)
     {
         options.Validate();
         _options = options;
         _logger = logger;
+        _stopping = stopping;
         _tokenHash = options.BearerToken is null ? null : SHA256.HashData(Encoding.UTF8.GetBytes(options.BearerToken));
     }
 
@@ -90,9 +93,13 @@ internal sealed class GrpcEndpointHandler
             deadlineSource = new CancellationTokenSource(timeout <= TimeSpan.Zero ? TimeSpan.FromTicks(1) : timeout, _options.TimeProvider);
         }
 
+        // A server stream (a watch) lives until the client leaves, so Kestrel's graceful stop would wait for it until
+        // its shutdown timeout and the agent would then be killed mid-flush: streams end with UNAVAILABLE when the
+        // host starts stopping (clients reconnect, e.g. to the replacement pod). Unary calls are short: they finish.
+        var stopping = method.Type == GrpcMethodType.ServerStreaming ? _stopping : CancellationToken.None;
         using var callSource = deadlineSource is null
-            ? CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted)
-            : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadlineSource.Token);
+            ? CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping)
+            : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, deadlineSource.Token, stopping);
         using var deadlineDisposer = deadlineSource;
 
         var call = new GrpcCallContext(context, fullMethod, deadline, callSource.Token);
@@ -101,7 +108,7 @@ internal sealed class GrpcEndpointHandler
 
         try
         {
-            await InvokeAndEndCallAsync(context, fullMethod, method, call, reader, writer, deadlineSource, timeout).ConfigureAwait(false);
+            await InvokeAndEndCallAsync(context, fullMethod, method, call, reader, writer, deadlineSource, timeout, stopping).ConfigureAwait(false);
         }
         finally
         {
@@ -111,7 +118,7 @@ internal sealed class GrpcEndpointHandler
 
     private async Task InvokeAndEndCallAsync(
         HttpContext context, string fullMethod, GrpcMethod method, GrpcCallContext call, GrpcMessageReader reader,
-        GrpcMessageWriter writer, CancellationTokenSource? deadlineSource, TimeSpan timeout)
+        GrpcMessageWriter writer, CancellationTokenSource? deadlineSource, TimeSpan timeout, CancellationToken stopping)
     {
         var response = context.Response;
         StatusCode status;
@@ -138,6 +145,12 @@ internal sealed class GrpcEndpointHandler
             status = StatusCode.DeadlineExceeded;
             message = "Deadline Exceeded";
             GrpcLog.DeadlineExceeded(_logger, fullMethod, timeout);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // gRPC's status for "try again, elsewhere or later": the server is going away.
+            status = StatusCode.Unavailable;
+            message = "The server is shutting down.";
         }
         catch (Exception ex)
         {

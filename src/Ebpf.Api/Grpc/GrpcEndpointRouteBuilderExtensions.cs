@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -16,7 +17,8 @@ public static class GrpcEndpointRouteBuilderExtensions
     /// <summary>
     /// Maps every method of <paramref name="service"/> to <c>POST /{service}/{method}</c>, plus a catch-all that ends
     /// gRPC requests for unknown services or methods with UNIMPLEMENTED. Options default to the
-    /// <see cref="GrpcServerOptions"/> registered in DI, else to <c>new GrpcServerOptions()</c>.
+    /// <see cref="GrpcServerOptions"/> registered in DI, else to <c>new GrpcServerOptions()</c>. Server streams end with
+    /// UNAVAILABLE when the host's ApplicationStopping fires.
     /// </summary>
     public static IEndpointConventionBuilder MapGrpcService(
         this IEndpointRouteBuilder endpoints, GrpcServiceDefinition service, GrpcServerOptions? options = null)
@@ -24,7 +26,8 @@ public static class GrpcEndpointRouteBuilderExtensions
         options ??= endpoints.ServiceProvider.GetService<GrpcServerOptions>() ?? new GrpcServerOptions();
         var logger = endpoints.ServiceProvider.GetService<ILoggerFactory>()?.CreateLogger("Ebpf.Api.Grpc")
             ?? NullLogger.Instance;
-        var handler = new GrpcEndpointHandler(options, logger);
+        var stopping = endpoints.ServiceProvider.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        var handler = new GrpcEndpointHandler(options, logger, stopping);
 
         var builders = new List<IEndpointConventionBuilder>();
         foreach (var method in service.Methods.Values)

@@ -20,7 +20,7 @@ public sealed class AgentConnectionOptions
 
     public Option<string?> Agent { get; } = new("--agent")
     {
-        Description = $"Agent gRPC address: host:port or http(s)://host:port; sessions, findings, show and status also take a comma-separated list and ask every agent in it. Defaults to ${AgentEnvironmentVariable}, then to the agent(s) found through the kubeconfig (kubectl port-forward), then {DefaultAddress}",
+        Description = $"Agent gRPC address: host:port or http(s)://host:port; sessions, findings, show, status and watch also take a comma-separated list and ask every agent in it. Defaults to ${AgentEnvironmentVariable}, then to the agent(s) found through the kubeconfig (kubectl port-forward), then {DefaultAddress}",
     };
 
     public Option<string> Timeout { get; } = new("--timeout")
@@ -39,7 +39,7 @@ public sealed class AgentConnectionOptions
 
     public Option<string?> Context { get; } = new("--context") { Description = "kubeconfig context. Defaults to its current-context" };
 
-    public Option<string?> Node { get; } = new("--node") { Description = "Talk to the agent on this node only (each agent stores only its own node's data). Without it (and without --pod), sessions, findings, show and status ask every agent of the cluster" };
+    public Option<string?> Node { get; } = new("--node") { Description = "Talk to the agent on this node only (each agent stores only its own node's data). Without it (and without --pod), sessions, findings, show, status and watch ask every agent of the cluster" };
 
     public AgentConnectionOptions()
     {
@@ -147,7 +147,7 @@ public sealed class AgentConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Connects to the one agent of a single-agent command (pod, watch): --agent, else $EBPF_AGENT, else (when a
+    /// Connects to the one agent of a single-agent command (pod): --agent, else $EBPF_AGENT, else (when a
     /// kubeconfig exists) the agent pod on the right node via kubectl port-forward, else 127.0.0.1:50051.
     /// <paramref name="targetPod"/> picks the node for pod-scoped commands.
     /// </summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Ebpf.Api.Grpc;
 
 namespace Ebpf.Cli.Commands;
@@ -40,6 +42,12 @@ public sealed record AgentAnswer<T>(AgentEndpoint Endpoint, T? Value, AgentFailu
 {
     public bool Answered => Failure is null;
 }
+
+/// <summary>
+/// What a followed stream yields: an item of <paramref name="Node"/>'s agent, or (with <see cref="Failure"/> set) the
+/// news that this agent's stream failed; the other agents' streams go on.
+/// </summary>
+public sealed record AgentStreamItem<T>(AgentEndpoint Endpoint, string Node, T? Value, AgentFailure? Failure);
 
 /// <summary>
 /// Asks several agents the same thing: the DaemonSet's agents each store only their own node, so a cluster-wide
@@ -89,6 +97,96 @@ public sealed class AgentFanOut(AgentPlan plan, AgentClientSettings settings, st
     }
 
     /// <summary>
+    /// Follows a stream from every agent at once (watch): all streams stay open together, so this is not limited to
+    /// <see cref="MaxConcurrentAgents"/>. Items are yielded as they arrive, in arrival order across agents, each with
+    /// the agent's node (asked once with <paramref name="call"/> of an agent given by address, when there are several).
+    /// A failing agent yields one item with its <see cref="AgentStreamItem{T}.Failure"/> and leaves the others
+    /// running; the enumeration ends when every stream has ended or failed, or when the caller stops reading (which
+    /// cancels every stream and closes every connection).
+    /// </summary>
+    public async IAsyncEnumerable<AgentStreamItem<T>> FollowAsync<T>(Func<AgentConnection, CancellationToken, IAsyncEnumerable<T>> follow,
+        GrpcCallOptions call, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Bounded: a terminal that cannot keep up slows the readers (HTTP/2 flow control pushes back to the agents,
+        // whose per-subscriber queues drop oldest and say so), instead of buffering without limit here.
+        var merged = Channel.CreateBounded<AgentStreamItem<T>>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = false });
+        var streams = plan.Endpoints.Select(endpoint => PumpAsync(endpoint, follow, call with { CancellationToken = stop.Token }, merged.Writer, stop.Token)).ToList();
+        // Anything that is not an agent failure (a bug) ends the whole enumeration with that exception.
+        var allEnded = Task.WhenAll(streams).ContinueWith(t => merged.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Default);
+        try
+        {
+            await foreach (var item in merged.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return item;
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            await allEnded.ConfigureAwait(false);
+        }
+    }
+
+    private async Task PumpAsync<T>(AgentEndpoint endpoint, Func<AgentConnection, CancellationToken, IAsyncEnumerable<T>> follow,
+        GrpcCallOptions call, ChannelWriter<AgentStreamItem<T>> output, CancellationToken stop)
+    {
+        AgentConnection? connection = null;
+        string node = endpoint.Pod?.Node ?? "";
+        bool received = false;
+        try
+        {
+            connection = await AgentConnection.ConnectAsync(endpoint, settings, stop).ConfigureAwait(false);
+            if (Several && node.Length == 0) node = await connection.NodeAsync(call).ConfigureAwait(false);
+            await foreach (var item in follow(connection, stop).ConfigureAwait(false))
+            {
+                received = true;
+                await output.WriteAsync(new AgentStreamItem<T>(endpoint, node, item, null), stop).ConfigureAwait(false);
+            }
+            // With several agents the watch goes on without this one: say so, or its node would fall silent unnoticed.
+            if (Several)
+            {
+                await output.WriteAsync(new AgentStreamItem<T>(endpoint, node, default,
+                    new AgentFailure(AgentExit.Unreachable, $"{StreamName(endpoint, node)}: the agent ended its stream; its records are no longer followed")), stop).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (!stop.IsCancellationRequested && AgentFailure.From(e, connection?.Address, timeoutText) is { } failure)
+        {
+            if (Several && e is AgentDiscoveryException && endpoint.Pod is { } pod)
+                failure = failure with { Message = $"node {pod.Node}: {failure.Message}" };
+            // After records have flowed the agent was reachable and accepted the request: whatever the status (the
+            // agent shutting down for an upgrade says UNAVAILABLE), it is this stream that broke, not a rejection.
+            if (received)
+                failure = new AgentFailure(AgentExit.Unreachable, $"{StreamName(endpoint, node)}: the stream broke ({BrokenReason(e)}); its records are no longer followed");
+            try
+            {
+                await output.WriteAsync(new AgentStreamItem<T>(endpoint, node, default, failure), stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // The reader has stopped meanwhile: nobody is left to tell.
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // The reader stopped (Ctrl-C, --max-records): the normal end of a watch.
+        }
+        finally
+        {
+            if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How a followed agent reads in warnings: its node, and the address when it was given as one.</summary>
+    private static string StreamName(AgentEndpoint endpoint, string node) =>
+        endpoint.Pod is not null ? $"node {node}" : node.Length > 0 ? $"node {node} ({endpoint.Text})" : endpoint.Text;
+
+    private static string BrokenReason(Exception e)
+    {
+        if (e is GrpcStatusException status && status.InnerException is null) return $"{status.StatusCode}: {status.Detail}";
+        while (e.InnerException is not null) e = e.InnerException;
+        return e.Message;
+    }
+
+    /// <summary>
     /// Call before printing: when no usable answer came back, prints the errors and returns the exit code. A request an
     /// agent rejected (bad filter, ambiguous id) is an error for the whole command (exit 1); when every agent failed,
     /// each failure is printed as the single-agent CLI prints it (exit 3, or 1 if all rejected).
@@ -121,6 +219,9 @@ public sealed class AgentFanOut(AgentPlan plan, AgentClientSettings settings, st
     /// </summary>
     public int Conclude<T>(IReadOnlyList<AgentAnswer<T>> answers, TextWriter error, int okExitCode = AgentExit.Ok) =>
         WriteWarnings(answers, error) ? AgentExit.Partial : okExitCode;
+
+    /// <summary>A warning per node whose agent is not running (its data is missing); true when there was any.</summary>
+    public bool WarnNotRunning(TextWriter error) => WriteNotRunning(error);
 
     private bool WriteNotRunning(TextWriter error)
     {

@@ -31,9 +31,9 @@ public static class AgentExit
 }
 
 /// <summary>
-/// The commands that ask the agent: sessions, show, pod, watch, findings, status. pod and watch open one connection
-/// (<see cref="AgentConnection"/>); sessions, show, findings and status ask one agent or, on a multi-node cluster,
-/// every agent (<see cref="AgentFanOut"/>) and merge. All render with <see cref="Views"/> or <see cref="Serialized"/>.
+/// The commands that ask the agent: sessions, show, pod, watch, findings, status. pod opens one connection
+/// (<see cref="AgentConnection"/>); sessions, show, findings, status and watch ask one agent or, on a multi-node
+/// cluster, every agent (<see cref="AgentFanOut"/>) and merge. All render with <see cref="Views"/> or <see cref="Serialized"/>.
 /// </summary>
 public static class TraceCommands
 {
@@ -179,7 +179,7 @@ public static class TraceCommands
         var command = new Command("watch", "Follow records live, one line each, until Ctrl-C (-o json: one JSON object per line)");
         foreach (var o in new Option[] { kinds, ns, pod, user, session, from, maxRecords }) command.Options.Add(o);
         options.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, options, environment, ct, async (ctx, connection) =>
+        command.SetAction((parse, ct) => RunOnAgentsAsync(parse, options, environment, ct, async (ctx, agents) =>
         {
             var request = new SubscribeRequest
             {
@@ -198,29 +198,65 @@ public static class TraceCommands
                     _ => throw new CliUsageException($"--kind '{kind}' is not one of {string.Join(", ", KindNames)}"),
                 });
             }
-            int max = parse.GetValue(maxRecords), seen = 0;
-            try
-            {
-                // No deadline: a watch runs until Ctrl-C (the invocation's token) or the agent ends the stream.
-                await foreach (var record in connection.Client.SubscribeAsync(request, new GrpcCallOptions(CancellationToken: ctx.Cancellation)).ConfigureAwait(false))
-                {
-                    ctx.Output.WriteLine(ctx.Format switch
-                    {
-                        OutputFormat.Json => Serialized.Json(record),
-                        OutputFormat.Yaml => "---\n" + Serialized.Yaml(Serialized.Json(record)).TrimEnd(),
-                        _ => RecordText.Line(record),
-                    });
-                    ctx.Output.Flush();
-                    if (max > 0 && ++seen >= max) break;
-                }
-            }
-            catch (OperationCanceledException) when (ctx.Cancellation.IsCancellationRequested)
-            {
-                // Ctrl-C: the normal way to stop watching.
-            }
-            return AgentExit.Ok;
-        }, timeoutApplies: false));
+            if (agents.Several && request.FromSequence > 0)
+                throw new CliUsageException("--from-sequence: every agent numbers its own records, so it needs one agent: add --node (or --pod, or one --agent address)");
+            return await WatchAsync(ctx, agents, request, parse.GetValue(maxRecords)).ConfigureAwait(false);
+        }, targetPod: parse => parse.GetValue(pod) is { Length: > 0 } p ? (DiscoveryNamespace(parse, ns, options, environment), p) : null));
         return command;
+    }
+
+    /// <summary>
+    /// Prints every record of one agent's stream, or of every agent's merged in arrival order with the node in front
+    /// (`-o json`: a "node" member), until Ctrl-C, --max-records, or every stream has ended. With several agents one
+    /// that fails is a warning and the others go on (exit 4 at the end); alone, it is the command's error.
+    /// </summary>
+    private static async Task<int> WatchAsync(CommandContext ctx, AgentFanOut agents, SubscribeRequest request, int max)
+    {
+        bool several = agents.Several;
+        bool partial = several && agents.WarnNotRunning(ctx.Error);
+        int seen = 0, failed = 0;
+        bool rejected = false;
+        try
+        {
+            // No deadline on the streams: a watch runs until Ctrl-C (the invocation's token) or the agents end them.
+            await foreach (var item in agents.FollowAsync((connection, token) => connection.Client.SubscribeAsync(request, new GrpcCallOptions(CancellationToken: token)),
+                ctx.Call, ctx.Cancellation).ConfigureAwait(false))
+            {
+                if (item.Failure is { } failure)
+                {
+                    if (!several)
+                    {
+                        ctx.Error.WriteLine($"error: {failure.Message}");
+                        return failure.ExitCode;
+                    }
+                    ctx.Error.WriteLine($"{(failure.Rejected ? "error" : "warning")}: {failure.Message}");
+                    ctx.Error.Flush();
+                    rejected |= failure.Rejected;
+                    failed++;
+                    continue;
+                }
+                var record = item.Value!;
+                ctx.Output.WriteLine(ctx.Format switch
+                {
+                    OutputFormat.Json => several ? Serialized.JsonWithNode(record, item.Node) : Serialized.Json(record),
+                    OutputFormat.Yaml => "---\n" + Serialized.Yaml(several ? Serialized.JsonWithNode(record, item.Node) : Serialized.Json(record)).TrimEnd(),
+                    _ => several ? $"[{item.Node}] {RecordText.Line(record)}" : RecordText.Line(record),
+                });
+                ctx.Output.Flush();
+                if (max > 0 && ++seen >= max) break;
+            }
+        }
+        catch (OperationCanceledException) when (ctx.Cancellation.IsCancellationRequested)
+        {
+            // Ctrl-C: the normal way to stop watching.
+        }
+        if (rejected) return AgentExit.NotFound;
+        if (failed == agents.Endpoints.Count)
+        {
+            ctx.Error.WriteLine("error: no agent could be watched");
+            return AgentExit.Unreachable;
+        }
+        return partial || failed > 0 ? AgentExit.Partial : AgentExit.Ok;
     }
 
     private static Command Findings(CliEnvironment environment)
@@ -399,7 +435,7 @@ public static class TraceCommands
     }
 
     private static async Task<int> RunAsync(ParseResult parse, AgentConnectionOptions options, CliEnvironment environment, CancellationToken cancellation,
-        Func<CommandContext, AgentConnection, Task<int>> body, Func<ParseResult, (string, string)?>? targetPod = null, bool timeoutApplies = true)
+        Func<CommandContext, AgentConnection, Task<int>> body, Func<ParseResult, (string, string)?>? targetPod = null)
     {
         var error = parse.InvocationConfiguration.Error;
         OutputFormats.TryParse(parse.GetValue(options.Output), out var format);
@@ -412,7 +448,7 @@ public static class TraceCommands
         try
         {
             connection = await AgentConnection.OpenAsync(parse, options, environment, targetPod?.Invoke(parse), cancellation).ConfigureAwait(false);
-            var ctx = new CommandContext(parse, format, new GrpcCallOptions(timeoutApplies ? timeout : null, cancellation), cancellation);
+            var ctx = new CommandContext(parse, format, new GrpcCallOptions(timeout, cancellation), cancellation);
             return await body(ctx, connection).ConfigureAwait(false);
         }
         catch (CliUsageException e)

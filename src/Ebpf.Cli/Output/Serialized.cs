@@ -11,6 +11,19 @@ public static class Serialized
 
     public static string Json(IMessage message) => Formatter.Format(message);
 
+    /// <summary>
+    /// The proto3 JSON of <paramref name="message"/> with a leading "node" member: `watch` across several agents
+    /// names the node of each record while the rest of the object stays the Record's own mapping.
+    /// </summary>
+    public static string JsonWithNode(IMessage message, string node)
+    {
+        string json = Json(message);
+        string member = "{\"node\":" + JsonSerializer.Serialize(node);
+        // The formatter writes "{ }" for an empty message and "{ ... }" otherwise: always one object.
+        string rest = json[1..].TrimStart();
+        return rest.StartsWith('}') ? member + rest : member + ", " + rest;
+    }
+
     public static string Json(IEnumerable<IMessage> messages) => "[" + string.Join(",", messages.Select(Json)) + "]";
 
     public static string PrettyJson(string json)

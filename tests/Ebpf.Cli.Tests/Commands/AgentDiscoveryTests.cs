@@ -126,16 +126,28 @@ public sealed class AgentDiscoveryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Cli_WatchSeveralAgentsNoNode_DiscoveryErrorAsksForNodeExit3()
+    public async Task Cli_WatchSeveralAgentsNoNode_FollowsEveryRunningAgentNamingEachNode()
     {
+        // watch fans out like the cluster-wide commands, but holds every stream open at once: each agent is dialled
+        // (kubectl cannot be started here, so each fails naming its node) and the pending agent's node is reported.
         var error = new StringWriter();
+        var environment = new CliEnvironment
+        {
+            Variable = name => name == "KUBECONFIG" ? _kubeconfig : null,
+            HomeDirectory = "/nonexistent-home",
+            Kubectl = Path.Combine(_directory, "no-kubectl"),
+        };
 
-        // watch follows one agent's stream: it does not fan out, so a multi-node cluster still needs --node.
-        int exit = await CliRoot.RunAsync(["watch"], new StringWriter(), error, AgentFixture.Environment(kubeconfig: _kubeconfig));
+        int exit = await CliRoot.RunAsync(["watch"], new StringWriter(), error, environment);
 
         Assert.Equal(AgentExit.Unreachable, exit);
-        Assert.Contains("cannot find the agent: 2 ebpf-agent pods (nodes: node-a, node-b)", error.ToString());
-        Assert.Contains("--node", error.ToString());
+        var lines = error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.Equal("warning: node node-c: the ebpf-agent pod ebpf-agent-ccccc is not running; that node's data is missing", lines[0]);
+        // The two dials fail concurrently: either may be reported first.
+        Assert.Contains(lines, l => l.StartsWith("warning: node node-a: cannot find the agent: cannot run '", StringComparison.Ordinal) && l.Contains("to reach agent pod ebpf-agent-aaaaa on node node-a", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("warning: node node-b: cannot find the agent: cannot run '", StringComparison.Ordinal));
+        Assert.Equal("error: no agent could be watched", lines[3]);
     }
 
     [Fact]

@@ -313,8 +313,161 @@ public sealed class FanOutTests(TwoAgentsFixture agents) : IClassFixture<TwoAgen
         Assert.Contains("on node node-b", output.ToString());
     }
 
+    /// <summary>Polls <paramref name="condition"/> (30 s at most); fails naming what was awaited and what the CLI said.</summary>
+    private static async Task UntilAsync(Func<bool> condition, string what, Task<int>? run, StringWriter error)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            if (run is not null) Assert.False(run.IsCompleted, $"the command ended (exit {(run.IsCompletedSuccessfully ? run.Result : -1)}) before {what}: {error}");
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}: {error}");
+            await Task.Delay(10);
+        }
+    }
+
+    private static Record Numbered(Record record, ulong sequence)
+    {
+        var clone = record.Clone();
+        clone.Sequence = sequence;
+        return clone;
+    }
+
+    [Fact]
+    public async Task Watch_TwoAgents_RecordsOfBothAsTheyArriveEachNamingItsNode()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        int beforeA = agents.NodeA.Hub.Subscribers, beforeB = agents.NodeB.Hub.Subscribers;
+        var run = CliRoot.RunAsync(["watch", "--kind", "session,finding", "--agent", Both], output, error, AgentFixture.Environment(), cancel.Token);
+        await UntilAsync(() => agents.NodeA.Hub.Subscribers > beforeA && agents.NodeB.Hub.Subscribers > beforeB, "a subscriber on both agents", run, error);
+
+        var a = Seed.Records();
+        var b = NodeBSeed.Records();
+        agents.NodeA.Hub.Publish(Numbered(a.First(r => r.BodyCase == Record.BodyOneofCase.Session), 7001));
+        await UntilAsync(() => output.ToString().Contains("#7001", StringComparison.Ordinal), "node-a's session", run, error);
+        agents.NodeB.Hub.Publish(Numbered(b.First(r => r.BodyCase == Record.BodyOneofCase.NodeEvent || r.BodyCase == Record.BodyOneofCase.Session), 5));
+        agents.NodeB.Hub.Publish(Numbered(b.First(r => r.BodyCase == Record.BodyOneofCase.Finding), 6));
+        await UntilAsync(() => output.ToString().Contains("#6 ", StringComparison.Ordinal), "node-b's finding", run, error);
+        await cancel.CancelAsync();
+        int exit = await run;
+
+        Assert.Equal(AgentExit.Ok, exit);
+        Assert.Equal("", error.ToString());
+        var lines = Lines(output.ToString());
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("[node-a] #7001 session 7f3a9c01-aaa", lines[0]);
+        Assert.StartsWith("[node-b] #5 session 7f3a9c01-eee", lines[1]);
+        Assert.StartsWith("[node-b] #6 FINDING", lines[2]);
+    }
+
+    [Fact]
+    public async Task Watch_TwoAgentsJsonWithMaxRecords_EachObjectHasTheNodeThenTheRecord()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int beforeA = agents.NodeA.Hub.Subscribers, beforeB = agents.NodeB.Hub.Subscribers;
+        var run = CliRoot.RunAsync(["watch", "-o", "json", "--max-records", "2", "--agent", Both], output, error, AgentFixture.Environment());
+        await UntilAsync(() => agents.NodeA.Hub.Subscribers > beforeA && agents.NodeB.Hub.Subscribers > beforeB, "a subscriber on both agents", run, error);
+
+        agents.NodeB.Hub.Publish(Numbered(NodeBSeed.Records()[0], 8001));
+        await UntilAsync(() => output.ToString().Contains("8001", StringComparison.Ordinal), "node-b's record", run, error);
+        agents.NodeA.Hub.Publish(Numbered(Seed.Records()[0], 8002));
+        int exit = await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(AgentExit.Ok, exit);
+        var objects = Lines(output.ToString()).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(["node-b", "node-a"], objects.Select(o => o.GetProperty("node").GetString()));
+        Assert.Equal(["8001", "8002"], objects.Select(o => o.GetProperty("sequence").GetString()));
+        Assert.Equal(NodeBSeed.Dave, objects[0].GetProperty("session").GetProperty("id").GetString());
+        Assert.Equal("audit-bob", objects[1].GetProperty("auditEvent").GetProperty("auditId").GetString());
+        // Both streams were closed when the watch stopped reading.
+        await UntilAsync(() => agents.NodeA.Hub.Subscribers == beforeA && agents.NodeB.Hub.Subscribers == beforeB, "both subscriptions closed", null, error);
+    }
+
+    [Fact]
+    public async Task Watch_OneAgentUnreachable_WarnsNamingItFollowsTheOtherExit4()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        int before = agents.NodeA.Hub.Subscribers;
+        var run = CliRoot.RunAsync(["watch", "--agent", $"{agents.NodeA.Address},{Unreachable}"], output, error, AgentFixture.Environment(), cancel.Token);
+        await UntilAsync(() => agents.NodeA.Hub.Subscribers > before, "a subscriber on node-a", run, error);
+        await UntilAsync(() => error.ToString().Contains("warning:", StringComparison.Ordinal), "the warning", run, error);
+
+        agents.NodeA.Hub.Publish(Numbered(Seed.Records().First(r => r.BodyCase == Record.BodyOneofCase.Finding), 9501));
+        await UntilAsync(() => output.ToString().Contains("#9501", StringComparison.Ordinal), "node-a's finding", run, error);
+        await cancel.CancelAsync();
+        int exit = await run;
+
+        Assert.Equal(AgentExit.Partial, exit);
+        var warning = Assert.Single(Lines(error.ToString()));
+        Assert.StartsWith($"warning: cannot reach the agent at {Unreachable}: ", warning);
+        Assert.StartsWith("[node-a] #9501 FINDING", Assert.Single(Lines(output.ToString())));
+    }
+
+    [Fact]
+    public async Task Watch_OneAgentStopsMidStream_WarnsNamingItsNodeTheOtherGoesOnExit4()
+    {
+        var nodeC = new AgentFixture("node-c", () => []);
+        await nodeC.InitializeAsync();
+        bool disposed = false;
+        try
+        {
+            var output = new StringWriter();
+            var error = new StringWriter();
+            using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            int beforeA = agents.NodeA.Hub.Subscribers;
+            var run = CliRoot.RunAsync(["watch", "--agent", $"{agents.NodeA.Address},{nodeC.Address}"], output, error, AgentFixture.Environment(), cancel.Token);
+            await UntilAsync(() => agents.NodeA.Hub.Subscribers > beforeA && nodeC.Hub.Subscribers > 0, "a subscriber on both agents", run, error);
+            nodeC.Hub.Publish(Numbered(Seed.Records()[0], 1));
+            await UntilAsync(() => output.ToString().Contains("[node-c] #1 ", StringComparison.Ordinal), "node-c's record", run, error);
+
+            await nodeC.DisposeAsync();
+            disposed = true;
+            await UntilAsync(() => error.ToString().Contains("node-c", StringComparison.Ordinal), "the warning about node-c", run, error);
+            agents.NodeA.Hub.Publish(Numbered(Seed.Records()[0], 9601));
+            await UntilAsync(() => output.ToString().Contains("[node-a] #9601 ", StringComparison.Ordinal), "node-a's record after node-c stopped", run, error);
+            await cancel.CancelAsync();
+            int exit = await run;
+
+            Assert.Equal(AgentExit.Partial, exit);
+            var warning = Assert.Single(Lines(error.ToString()));
+            // The agent ends its streams with UNAVAILABLE when it shuts down (not after Kestrel's shutdown timeout).
+            Assert.Equal($"warning: node node-c ({nodeC.Address}): the stream broke (Unavailable: The server is shutting down.); its records are no longer followed", warning);
+        }
+        finally
+        {
+            if (!disposed) await nodeC.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Watch_AllAgentsUnreachable_WarningEachThenErrorExit3()
+    {
+        var (exit, output, error) = await RunAsync("watch", "--agent", "127.0.0.1:1,127.0.0.1:2");
+
+        Assert.Equal(AgentExit.Unreachable, exit);
+        Assert.Equal("", output);
+        var lines = Lines(error);
+        Assert.Equal(3, lines.Length);
+        Assert.Contains(lines, l => l.StartsWith("warning: cannot reach the agent at 127.0.0.1:1: ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("warning: cannot reach the agent at 127.0.0.1:2: ", StringComparison.Ordinal));
+        Assert.Equal("error: no agent could be watched", lines[2]);
+    }
+
+    [Fact]
+    public async Task Watch_SeveralAgentsFromSequence_UsageErrorExit2()
+    {
+        var (exit, output, error) = await RunAsync("watch", "--from-sequence", "10", "--agent", Both);
+
+        Assert.Equal(AgentExit.Usage, exit);
+        Assert.Equal("", output);
+        Assert.StartsWith("error: --from-sequence: every agent numbers its own records", error);
+    }
+
     [Theory]
-    [InlineData("watch")]
     [InlineData("pod", "web-0", "-n", "shop")]
     public async Task SingleAgentCommand_AgentList_UsageErrorExit2(params string[] args)
     {
