@@ -199,12 +199,14 @@ public sealed class ExecSessionCorrelator
         // The init exec'ing again (sh -c "…; sleep") still has its runtime parent outside: it entered nothing.
         if (enteredFromOutside && p.Root is null && p.Container is { } container && container.Init != p)
         {
-            if (container.Init is null && IsFirstLineageOf(p, container))
+            if (IsFirstLineageOf(p, container))
             {
                 // The first process the runtime puts into a container is its init (runc run/create),
                 // not a runc exec: it has the same runtime-init previous image and outside parent. runc init's
                 // nsexec stages fork inside the container's cgroup before the last one execs the entrypoint, so
-                // "first" means every process the container ever had is this one or its ancestor.
+                // "first" means every process the container ever had is this one or its ancestor. runc init's own
+                // exec can land in the cgroup too (runc adds the child to it while the child execs), and then it was
+                // taken for the init: the entrypoint exec'd below it is still the init, not an entry.
                 container.Init = p;
                 if (p.Session is null) ClaimForContainerSessions(p, ref outputs);
             }

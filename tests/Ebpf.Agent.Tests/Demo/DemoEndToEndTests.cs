@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Ebpf.Testing;
+using Xunit.Abstractions;
 
 namespace Ebpf.Agent.Tests.Demo;
 
@@ -9,7 +10,7 @@ namespace Ebpf.Agent.Tests.Demo;
 /// skipped otherwise, except with CI=true, where it must run.
 /// </summary>
 [Collection(Ebpf.Agent.Tests.EndToEnd.EndToEndCollection.Name)]
-public sealed class DemoEndToEndTests
+public sealed class DemoEndToEndTests(ITestOutputHelper log)
 {
     [DemoFact]
     public async Task Demo_TwoUsersAndAnUnauditedExec_KubectlExectraceShowsWhoAndWhat()
@@ -36,6 +37,8 @@ public sealed class DemoEndToEndTests
             }
         }
         string output = await stdout + await stderr;
+        // Printed with the test's result when it fails: the assertions below only say which line was missing.
+        log.WriteLine(output);
         Assert.True(demo.ExitCode == 0, output);
 
         // kubectl exectrace sessions: both users' execs attributed with certainty, the third exec called out.

@@ -625,6 +625,59 @@ public sealed class ExecSessionCorrelatorTests
     }
 
     [Fact]
+    public void OnNodeEvent_RuncInitExecSeenInsideTheCgroup_EntrypointBelowItIsStillTheInit()
+    {
+        // Sometimes runc adds its child to the container's cgroup before the child execs "runc init": that exec is
+        // then the container's first, with the runtime's image and an outside parent, and the entrypoint two nsexec
+        // forks further down must not count as a second entry (seen on kernel 6.18 with runc 1.1).
+        var s = new CorrelationScenario();
+        var runcInit = s.RuntimeExec(100, 0, AppId, "runc", "init");
+        s.Node(runcInit);
+        var stage1 = s.Fork(runcInit.Key, 101, 1, AppId);
+        s.Node(stage1);
+        var stage2 = s.Fork(stage1.Key, 102, 2, AppId);
+        s.Node(stage2);
+        var entrypoint = s.ChildExec(stage2.Key, stage1.Key, 10, AppId, "sh", "-c", "prepare; exec /app/server") with { PreviousImageWasRuntime = true };
+        s.Node(entrypoint);
+        s.Node(s.ChildExec(entrypoint.Key, stage1.Key, 20, AppId, "/app/server"));
+        var exec = s.RuntimeExec(200, 1_000, AppId, "sh");
+        s.Node(exec);
+        s.Tick(300_000);
+
+        var session = Assert.Single(s.Correlator.Sessions());
+        Assert.Equal(exec.Key, session.RootProcessKey);
+        Assert.Equal(SessionKind.UnattributedExec, session.Kind);
+    }
+
+    [Fact]
+    public void Join_EphemeralContainerRuncInitExecSeenInsideTheCgroup_OneDebugSessionNoFinding()
+    {
+        // The same race in a kubectl debug container: its entrypoint belongs to the debug session, no unattributed entry.
+        var s = new CorrelationScenario();
+        s.ContainerInit(AppId, 100);
+        s.Pods.Set(s.Pods.FindPodByUid(PodUid)! with
+        {
+            Containers = [.. s.Pods.FindPodByUid(PodUid)!.Containers, new PodContainerSpec { Name = "debugger-x7k2p", ContainerId = DebuggerId, IsEphemeral = true }],
+        });
+        s.Audit(ExecAudit("a-debug", AuditStage.ResponseComplete, 0, 30, [], container: "debugger-x7k2p", verb: "patch", code: 200,
+            subresource: "ephemeralcontainers"));
+        var runcInit = s.RuntimeExec(700, 900, DebuggerId, "runc", "init");
+        s.Node(runcInit);
+        var stage1 = s.Fork(runcInit.Key, 701, 901, DebuggerId);
+        s.Node(stage1);
+        var stage2 = s.Fork(stage1.Key, 702, 902, DebuggerId);
+        s.Node(stage2);
+        var shell = s.ChildExec(stage2.Key, stage1.Key, 950, DebuggerId, "sh", "-c", "cat /etc/hostname; sleep 3600") with { PreviousImageWasRuntime = true };
+        Assert.Equal("a-debug", s.Node(shell));
+        s.Tick(300_000);
+
+        var debug = Assert.Single(s.Correlator.Sessions());
+        Assert.Equal(SessionKind.Debug, debug.Kind);
+        Assert.Equal(3, debug.ProcessCount); // runc init and its two nsexec stages, the last of which became the shell
+        Assert.Empty(s.Of<FindingRaised>());
+    }
+
+    [Fact]
     public void Tick_AfterRetention_SessionsAndProcessesAreForgotten()
     {
         var s = new CorrelationScenario();
