@@ -152,9 +152,10 @@ public sealed class AgentFanOut(AgentPlan plan, AgentClientSettings settings, st
         {
             if (Several && e is AgentDiscoveryException && endpoint.Pod is { } pod)
                 failure = failure with { Message = $"node {pod.Node}: {failure.Message}" };
-            // After records have flowed the agent was reachable and accepted the request: whatever the status (the
-            // agent shutting down for an upgrade says UNAVAILABLE), it is this stream that broke, not a rejection.
-            if (received)
+            // After records have flowed the agent was reachable and accepted the request: whatever the status, it is
+            // this stream that broke, not a rejection. An agent shutting down (an upgrade) says UNAVAILABLE itself,
+            // often before a quiet watch got any record: that too is the stream ending, not an unreachable agent.
+            if (received || e is GrpcStatusException { StatusCode: StatusCode.Unavailable, InnerException: null })
                 failure = new AgentFailure(AgentExit.Unreachable, $"{StreamName(endpoint, node)}: the stream broke ({BrokenReason(e)}); its records are no longer followed");
             try
             {

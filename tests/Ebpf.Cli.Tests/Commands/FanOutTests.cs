@@ -444,6 +444,38 @@ public sealed class FanOutTests(TwoAgentsFixture agents) : IClassFixture<TwoAgen
     }
 
     [Fact]
+    public async Task Watch_QuietAgentStops_WarnsThatItsStreamBrokeNotThatItIsUnreachable()
+    {
+        var nodeC = new AgentFixture("node-c", () => []);
+        await nodeC.InitializeAsync();
+        bool disposed = false;
+        try
+        {
+            var output = new StringWriter();
+            var error = new StringWriter();
+            using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            int beforeA = agents.NodeA.Hub.Subscribers;
+            var run = CliRoot.RunAsync(["watch", "--agent", $"{agents.NodeA.Address},{nodeC.Address}"], output, error, AgentFixture.Environment(), cancel.Token);
+            await UntilAsync(() => agents.NodeA.Hub.Subscribers > beforeA && nodeC.Hub.Subscribers > 0, "a subscriber on both agents", run, error);
+
+            // No record from node-c before it stops: the agent's own UNAVAILABLE still says the stream ended.
+            await nodeC.DisposeAsync();
+            disposed = true;
+            await UntilAsync(() => error.ToString().Contains("node-c", StringComparison.Ordinal), "the warning about node-c", run, error);
+            await cancel.CancelAsync();
+
+            Assert.Equal(AgentExit.Partial, await run);
+            Assert.Equal($"warning: node node-c ({nodeC.Address}): the stream broke (Unavailable: The server is shutting down.); its records are no longer followed",
+                Assert.Single(Lines(error.ToString())));
+            Assert.Equal("", output.ToString());
+        }
+        finally
+        {
+            if (!disposed) await nodeC.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Watch_AllAgentsUnreachable_WarningEachThenErrorExit3()
     {
         var (exit, output, error) = await RunAsync("watch", "--agent", "127.0.0.1:1,127.0.0.1:2");
